@@ -1,0 +1,48 @@
+# Every target bootstraps what it needs and is safe to run again.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DB ?= demo.db
+PG_DIR := $(shell mktemp -d -u /tmp/reachmeter-pg.XXXXXX)
+
+.PHONY: demo test lint typecheck pytest bench clean system-deps
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Debian packages the tests need (PostgreSQL server binaries), installed when missing.
+system-deps:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing PostgreSQL server packages"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; \
+	fi
+
+## Build the demo organisation into $(DEMO_DB) and show it.
+demo: $(STAMP)
+	$(BIN)/reachmeter demo --db $(DEMO_DB)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## The tests run on SQLite and on a throwaway PostgreSQL server started and stopped here.
+pytest: $(STAMP) system-deps
+	@url=$$(scripts/pg-throwaway.sh start $(PG_DIR)) || { cat $(PG_DIR)/*.log; exit 1; }; \
+	REACHMETER_TEST_POSTGRES_URL=$$url $(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
+	scripts/pg-throwaway.sh stop $(PG_DIR); rm -rf $(PG_DIR); exit $$status
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm

@@ -1,0 +1,12 @@
+"""The ``reachmeter`` command line. Each module registers its commands on ``app``."""
+
+from __future__ import annotations
+
+from reachmeter.cli import ingest as _ingest  # noqa: F401  (registers commands)
+from reachmeter.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,47 @@
+"""The Typer applications every command module registers on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from reachmeter.settings import Settings
+from reachmeter.store import Store, StoreError, open_store
+
+app = typer.Typer(
+    name="reachmeter",
+    help="ReachMeter: open altmetrics and social-media impact measurement.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(
+    help="Import outputs, people and other catalogue files.", no_args_is_help=True
+)
+outputs_app = typer.Typer(help="Tracked outputs: add, list.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(outputs_app, name="outputs")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLite path or PostgreSQL URL (default: $REACHMETER_DATABASE_URL or reachmeter.db).",
+        show_default=False,
+    ),
+]
+
+
+def open_cli_store(db: str | Path | None) -> Store:
+    """Open the store named by ``--db``, the environment, or the default; exit 2 on failure."""
+    target = db if db is not None else Settings().database_url
+    try:
+        return open_store(target)
+    except (StoreError, OSError) as exc:
+        err_console.print(f"[red]error:[/red] cannot open the store {target}: {exc}")
+        raise typer.Exit(2) from exc

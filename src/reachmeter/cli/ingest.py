@@ -1,0 +1,3 @@
+"""``reachmeter ingest``, ``stats`` and ``export``."""
+
+from __future__ import annotations
