@@ -37,6 +37,21 @@ _HANDLE = re.compile(
     r"^(?:hdl:|https?://hdl\.handle\.net/|info:hdl/)?(\d+(?:\.[\w-]+)*/\S+)$", re.IGNORECASE
 )
 _ARXIV_PREFIX = re.compile(r"^(?:arxiv:)", re.IGNORECASE)
+# Landing and PDF URLs of arXiv and PubMed Central stand for the identifier they carry.
+_KNOWN_URLS = (
+    (
+        "arxiv",
+        re.compile(r"^https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/(.+?)(?:\.pdf)?/?$", re.I),
+    ),
+    (
+        "pmcid",
+        re.compile(
+            r"^https?://(?:www\.)?(?:pmc\.ncbi\.nlm\.nih\.gov|ncbi\.nlm\.nih\.gov/pmc)"
+            r"/articles/(PMC\d+)/?$",
+            re.I,
+        ),
+    ),
+)
 _SSRN = re.compile(
     r"^(?:ssrn:|https?://(?:papers\.)?ssrn\.com/(?:sol3/papers\.cfm\?abstract_id=|abstract=))"
     r"(\d{3,9})$",
@@ -100,6 +115,10 @@ def normalize(value: str, scheme: str | None = None) -> Identifier:
     text = value.strip()
     if not text:
         raise IdentifierError("empty identifier")
+    for known, pattern in _KNOWN_URLS:
+        found = pattern.match(text)
+        if found and scheme in (None, known) and _is_scheme(found.group(1), known):
+            return Identifier(known, _normalize_as(found.group(1), known))
     if scheme is not None:
         scheme = scheme.lower()
         if scheme not in SCHEME_ORDER:

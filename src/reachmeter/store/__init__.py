@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 
 from reachmeter.store.engine import StoreError, make_engine, migrate
-from reachmeter.store.schema import Base, Meta
+from reachmeter.store.schema import DEFERRABLE_INDEXES, Base, Meta
 
 __all__ = ["Base", "Store", "StoreError", "open_store"]
 
@@ -59,4 +59,8 @@ def open_store(target: str | os.PathLike[str]) -> Store:
     """Open (creating and migrating as needed) the store at a SQLite path or database URL."""
     engine = make_engine(target)
     migrate(engine)
+    # A bulk ingest drops secondary indexes for speed; one killed mid-way leaves them out.
+    with engine.begin() as connection:
+        for index in DEFERRABLE_INDEXES:
+            index.create(connection, checkfirst=True)
     return Store(engine)

@@ -317,6 +317,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
+        sa.Column("key_hash", sa.BigInteger(), nullable=False),
         sa.Column("event_key", sa.String(length=200), nullable=False),
         sa.Column("subj_id", sa.Text(), nullable=False),
         sa.Column("relation_type_id", sa.String(length=100), nullable=False),
@@ -337,7 +338,7 @@ def upgrade() -> None:
             ["evidence_id"], ["evidence.id"], name=op.f("fk_events_evidence_id_evidence")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-        sa.UniqueConstraint("event_key", name=op.f("uq_events_event_key")),
+        sa.UniqueConstraint("key_hash", name=op.f("uq_events_key_hash")),
     )
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_obj", ["obj_scheme", "obj_value"], unique=False)

@@ -1,0 +1,349 @@
+"""Appending facts in batches: events, observations, corrections and quarantined records.
+
+Each batch is one transaction, so a process killed mid-way leaves whole batches behind and
+a re-run stores the rest exactly once: every fact has a key and duplicates are ignored by
+the database (``INSERT ... ON CONFLICT DO NOTHING``), never updated.
+
+Rows are written through the DBAPI ``executemany`` of the connection with values already
+in storage form; SQLAlchemy's per-row type processing would cost more than the insert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select
+
+from reachmeter.records import (
+    CorrectionRecord,
+    EventRecord,
+    ObservationRecord,
+    key_hash,
+)
+from reachmeter.store import Store
+from reachmeter.store.schema import DEFERRABLE_INDEXES, Account, Event, Evidence
+
+__all__ = ["BatchResult", "FactWriter", "Quarantine", "ensure_evidence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    origin: str
+    line: int
+    reason: str
+    raw: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    events: int = 0
+    duplicates: int = 0
+    observations: int = 0
+    corrections: int = 0
+    quarantined: int = 0
+    problems: list[Quarantine] = field(default_factory=list)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def ensure_evidence(
+    connection: Connection,
+    *,
+    source_id: str,
+    source_version: str,
+    request_url: str,
+    payload_sha256: str,
+    collected_at: dt.datetime,
+    run_id: int | None,
+    payload: str | None = None,
+) -> int:
+    """The id of the evidence record for what was seen, created once."""
+    table = Evidence.__table__
+    found = connection.execute(
+        select(table.c.id).where(
+            table.c.source_id == source_id,
+            table.c.request_url == request_url,
+            table.c.payload_sha256 == payload_sha256,
+        )
+    ).scalar()
+    if found is not None:
+        return int(found)
+    result = connection.execute(
+        insert(Evidence).values(
+            source_id=source_id,
+            source_version=source_version,
+            request_url=request_url,
+            payload_sha256=payload_sha256,
+            payload=payload,
+            collected_at=collected_at,
+            run_id=run_id,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+class FactWriter:
+    """Writes batches of mapped records into a store, one transaction per batch."""
+
+    def __init__(self, store: Store, *, run_id: int | None) -> None:
+        self.store = store
+        self.run_id = run_id
+        self._sqlite = store.dialect == "sqlite"
+        mark = "?" if self._sqlite else "%s"
+        self._ignore = "INSERT OR IGNORE INTO" if self._sqlite else "INSERT INTO"
+        self._conflict = "" if self._sqlite else " ON CONFLICT DO NOTHING"
+        self._event_sql = self._insert_sql(
+            "events",
+            (
+                "key_hash",
+                "event_key",
+                "subj_id",
+                "relation_type_id",
+                "obj_id",
+                "obj_scheme",
+                "obj_value",
+                "source_id",
+                "occurred_at",
+                "collected_at",
+                "subj_author",
+                "subj",
+                "evidence_id",
+                "evidence_url",
+                "license",
+            ),
+            mark,
+        )
+        self._observation_sql = self._insert_sql(
+            "observations",
+            (
+                "observation_key",
+                "obj_id",
+                "obj_scheme",
+                "obj_value",
+                "account_id",
+                "metric",
+                "qualifier",
+                "value",
+                "cumulative",
+                "period_start",
+                "period_end",
+                "observed_at",
+                "source_id",
+                "evidence_id",
+            ),
+            mark,
+        )
+        self._correction_sql = self._insert_sql(
+            "corrections",
+            (
+                "target_kind",
+                "target_key",
+                "action",
+                "reason",
+                "corrected_at",
+                "recorded_at",
+                "evidence_id",
+            ),
+            mark,
+        )
+        self._quarantine_sql = self._insert_sql(
+            "quarantine",
+            ("origin", "line", "reason", "raw", "raw_sha256", "recorded_at", "run_id"),
+            mark,
+        )
+        self._accounts: dict[tuple[str, str], int | None] = {}
+
+    def _insert_sql(self, table: str, columns: Sequence[str], mark: str) -> str:
+        return (
+            f"{self._ignore} {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))}){self._conflict}"
+        )
+
+    def _time(self, value: dt.datetime) -> Any:
+        # The same text form SQLAlchemy's SQLite DateTime uses, so ORM reads see the rows.
+        if self._sqlite:
+            if value.utcoffset():
+                value = value.astimezone(dt.UTC)
+            return value.isoformat(" ", "microseconds")[:26]
+        return value
+
+    def _date(self, value: dt.date | None) -> Any:
+        if value is None:
+            return None
+        return value.isoformat() if self._sqlite else value
+
+    def _account_id(self, connection: Connection, account: tuple[str, str]) -> int | None:
+        if account not in self._accounts:
+            table = Account.__table__
+            self._accounts[account] = connection.execute(
+                select(table.c.id).where(
+                    table.c.platform == account[0], table.c.handle == account[1]
+                )
+            ).scalar()
+        return self._accounts[account]
+
+    def write(
+        self,
+        items: Sequence[tuple[str, int, EventRecord | ObservationRecord | CorrectionRecord]],
+        problems: Sequence[Quarantine],
+        evidence_id: int,
+    ) -> BatchResult:
+        """Store one batch in one transaction; returns what was new."""
+        result = BatchResult()
+        events: list[tuple[Any, ...]] = []
+        event_origins: dict[int, tuple[str, int, str]] = {}
+        observations: list[tuple[Any, ...]] = []
+        corrections: list[tuple[Any, ...]] = []
+        quarantine = list(problems)
+        now = self._time(dt.datetime.now(dt.UTC))
+        dumps = orjson.dumps
+        with self.store.begin() as connection:
+            for origin, line, record in items:
+                if type(record) is EventRecord:
+                    digest = key_hash(record.event_key)
+                    if digest in event_origins and event_origins[digest][2] == record.event_key:
+                        result.duplicates += 1
+                        continue
+                    event_origins[digest] = (origin, line, record.event_key)
+                    subj = record.subj
+                    events.append(
+                        (
+                            digest,
+                            record.event_key,
+                            record.subj_id,
+                            record.relation_type_id,
+                            record.obj_id,
+                            record.obj_scheme,
+                            record.obj_value,
+                            record.source_id,
+                            self._time(record.occurred_at),
+                            self._time(record.collected_at),
+                            record.subj_author,
+                            dumps(subj).decode() if subj is not None else None,
+                            evidence_id,
+                            record.evidence_url,
+                            record.license,
+                        )
+                    )
+                elif type(record) is ObservationRecord:
+                    account_id = None
+                    if record.account is not None:
+                        account_id = self._account_id(connection, record.account)
+                        if account_id is None:
+                            quarantine.append(
+                                Quarantine(
+                                    origin,
+                                    line,
+                                    f"unknown account {record.account[0]}:{record.account[1]}"
+                                    " (add it with `reachmeter accounts add` first)",
+                                    record.observation_key,
+                                )
+                            )
+                            continue
+                    observations.append(
+                        (
+                            record.observation_key,
+                            record.obj_id,
+                            record.obj_scheme,
+                            record.obj_value,
+                            account_id,
+                            record.metric,
+                            record.qualifier,
+                            record.value,
+                            record.cumulative,
+                            self._date(record.period_start),
+                            self._date(record.period_end),
+                            self._time(record.observed_at),
+                            record.source_id,
+                            evidence_id,
+                        )
+                    )
+                elif type(record) is CorrectionRecord:
+                    corrections.append(
+                        (
+                            record.target_kind,
+                            record.target_key,
+                            record.action,
+                            record.reason,
+                            self._time(record.corrected_at),
+                            now,
+                            evidence_id,
+                        )
+                    )
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                if events:
+                    cursor.executemany(self._event_sql, events)
+                    stored = self._rowcount(cursor, len(events))
+                    result.events = stored
+                    if stored < len(events):
+                        self._check_collisions(connection, event_origins, quarantine)
+                        result.duplicates += len(events) - stored
+                if observations:
+                    cursor.executemany(self._observation_sql, observations)
+                    result.observations = self._rowcount(cursor, len(observations))
+                    result.duplicates += len(observations) - result.observations
+                if corrections:
+                    cursor.executemany(self._correction_sql, corrections)
+                    result.corrections = self._rowcount(cursor, len(corrections))
+                if quarantine:
+                    rows = [
+                        (q.origin, q.line, q.reason, q.raw, _sha256(q.raw), now, self.run_id)
+                        for q in quarantine
+                    ]
+                    cursor.executemany(self._quarantine_sql, rows)
+                    result.quarantined = len(quarantine)
+                    result.problems = quarantine
+            finally:
+                cursor.close()
+        return result
+
+    @staticmethod
+    def _rowcount(cursor: Any, expected: int) -> int:
+        count = int(cursor.rowcount)
+        return expected if count < 0 else count
+
+    def _check_collisions(
+        self,
+        connection: Connection,
+        batch: dict[int, tuple[str, int, str]],
+        quarantine: list[Quarantine],
+    ) -> None:
+        """Ignored rows must be true duplicates: the same key, not just the same hash."""
+        table = Event.__table__
+        hashes = list(batch)
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            stored = connection.execute(
+                select(table.c.key_hash, table.c.event_key).where(table.c.key_hash.in_(chunk))
+            )
+            for digest, event_key in stored:
+                origin, line, wanted = batch[digest]
+                if event_key != wanted:
+                    quarantine.append(
+                        Quarantine(
+                            origin,
+                            line,
+                            f"event key {wanted!r} has the same 64-bit hash as stored event "
+                            f"{event_key!r}; it was not stored",
+                            wanted,
+                        )
+                    )
+
+    def drop_deferrable_indexes(self) -> None:
+        """Drop the events' secondary indexes before a bulk load (rebuilt by ``restore``)."""
+        with self.store.begin() as connection:
+            for index in DEFERRABLE_INDEXES:
+                index.drop(connection, checkfirst=True)
+
+    def restore_indexes(self) -> None:
+        with self.store.begin() as connection:
+            for index in DEFERRABLE_INDEXES:
+                index.create(connection, checkfirst=True)

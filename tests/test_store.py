@@ -1,0 +1,101 @@
+"""The store's contract: migrations, time zones and crash safety, on both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import func, select
+
+from reachmeter.store import Store, open_store
+from reachmeter.store.engine import database_url
+from reachmeter.store.schema import Base, Event, Run
+
+
+def test_migrations_create_exactly_the_models(store: Store) -> None:
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_times_come_back_aware_utc(store: Store) -> None:
+    started = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    with store.session() as session:
+        session.add(Run(kind="test", started_at=started))
+    with store.session() as session:
+        run = session.scalars(select(Run)).one()
+        assert run.started_at == dt.datetime(2025, 6, 1, 10, 0, tzinfo=dt.UTC)
+        assert run.started_at.tzinfo == dt.UTC
+
+
+def test_database_urls() -> None:
+    assert database_url("x.db").drivername == "sqlite+pysqlite"
+    assert database_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+
+
+def test_sqlite_runs_in_wal_mode(sqlite_store: Store) -> None:
+    with sqlite_store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def _write_events(path: Path, count: int) -> None:
+    with path.open("wb") as handle:
+        for number in range(count):
+            handle.write(
+                orjson.dumps(
+                    {
+                        "id": f"kill-{number}",
+                        "subj_id": f"https://example.org/post/{number}",
+                        "relation_type_id": "discusses",
+                        "obj_id": f"https://doi.org/10.5555/kill.{number % 50}",
+                        "source_id": "web",
+                        "occurred_at": "2025-01-01T00:00:00Z",
+                    }
+                )
+                + b"\n"
+            )
+
+
+def test_killed_ingest_then_rerun_stores_every_event_once(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    total = 300_000
+    _write_events(events, total)
+    db = tmp_path / "kill.db"
+    open_store(db).close()
+    env = {**os.environ, "REACHMETER_INGEST_BATCH_SIZE": "2000"}
+    command = [sys.executable, "-m", "reachmeter", "ingest", "--db", str(db), str(events)]
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = open_store(db)
+    stored = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        with store.engine.connect() as connection:
+            stored = connection.execute(select(func.count()).select_from(Event)).scalar() or 0
+        if stored >= 4000:
+            break
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert 0 < stored < total, "the ingest must be killed part-way"
+    rerun = subprocess.run(command, env=env, capture_output=True, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    with store.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Event)).scalar() == total
+        distinct = select(func.count(func.distinct(Event.event_key)))
+        assert connection.execute(distinct).scalar() == total
+        indexes = {
+            row[0]
+            for row in connection.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+            )
+        }
+    assert {"ix_events_obj", "ix_events_source_occurred"} <= indexes
+    store.close()
