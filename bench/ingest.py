@@ -110,23 +110,29 @@ def main() -> None:
         started = time.perf_counter()
         generate(path, args.events, args.outputs)
         size_mb = path.stat().st_size / 1e6
-        print(f"generated {args.events:,} events ({size_mb:,.0f} MB) in "
-              f"{time.perf_counter() - started:.1f} s")
+        print(
+            f"generated {args.events:,} events ({size_mb:,.0f} MB) in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         parsed, parse_s = parse_only(path)
         parse_rate = parsed / parse_s
         print(f"parse only (orjson):  {parse_rate:>12,.0f} events/s  ({parse_s:.2f} s)")
         db = Path(tmp) / "bench.db"
         stored, dups, quarantined, ingest_s, peak_kib = ingest_in_child(path, db)
         rate = args.events / ingest_s
-        print(f"ingest end to end:    {rate:>12,.0f} events/s  ({ingest_s:.2f} s; "
-              f"stored {stored:,}, duplicates {dups:,}, quarantined {quarantined:,})")
+        print(
+            f"ingest end to end:    {rate:>12,.0f} events/s  ({ingest_s:.2f} s; "
+            f"stored {stored:,}, duplicates {dups:,}, quarantined {quarantined:,})"
+        )
         print(f"ingest / parse-only:  {rate / parse_rate:>12.1%}")
         print(f"peak memory (ingest): {peak_kib / 1024:>12,.0f} MB")
         print(f"database size:        {db.stat().st_size / 1e6:>12,.0f} MB")
         if args.rerun:
             stored, dups, _, rerun_s, peak_kib = ingest_in_child(path, db)
-            print(f"re-run (duplicates):  {args.events / rerun_s:>12,.0f} events/s  "
-                  f"(stored {stored:,}, duplicates {dups:,}, peak {peak_kib / 1024:,.0f} MB)")
+            print(
+                f"re-run (duplicates):  {args.events / rerun_s:>12,.0f} events/s  "
+                f"(stored {stored:,}, duplicates {dups:,}, peak {peak_kib / 1024:,.0f} MB)"
+            )
 
 
 if __name__ == "__main__":
