@@ -262,3 +262,54 @@ def test_vcr_cassette_of_an_empty_event_page_reads_no_records(store: Store) -> N
     summary = ingest_paths(store, [path])
     assert (summary.read, summary.stored, summary.quarantined) == (0, 0, 0)
     assert not summary.nothing_read
+
+
+def test_fast_path_gives_the_same_rows_as_the_general_path() -> None:
+    import orjson
+
+    from reachmeter.ingest.fast import fast_event_row
+    from reachmeter.records import map_record
+    from reachmeter.store.writer import event_row, storage_time
+
+    records = orjson.loads(shared_data("crossref-event-data", "events_from_docs.json").read_bytes())
+    records += [
+        {
+            "id": "n1",
+            "subj_id": " https://x.example/a ",
+            "relation_type_id": "discusses",
+            "obj_id": "doi:10.5555/X",
+            "source_id": "web",
+            "occurred_at": "2024-02-03T04:05:06+02:00",
+            "subj": {"pid": "https://x.example/a", "author": {"url": "https://x.example/me"}},
+        },
+        {
+            "id": "n2",
+            "subj_id": "https://x.example/b",
+            "relation_type_id": "discusses",
+            "obj_id": "https://doi.org/10.5555/x",
+            "source_id": "web",
+            "occurred_at": "2024-02-03",
+        },
+    ]
+    collected = dt.datetime(2025, 1, 1, tzinfo=UTC)
+    compared = 0
+    for sqlite in (True, False):
+        for record in records:
+            fast = fast_event_row(record, storage_time(collected, sqlite), 7, sqlite)
+            if fast is None:
+                continue
+            (general,) = map_record(record, collected_at=collected)
+            assert fast == event_row(general, 7, sqlite), record["id"]
+            compared += 1
+    # Everything but the Crossref example with a "total" takes the fast path.
+    assert compared == 2 * (len(records) - 1)
+
+
+def test_large_files_are_read_in_a_second_process(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "many.jsonl"
+    lines = (FIXTURES / "mixed.jsonl").read_text()
+    path.write_text(lines)
+    settings = Settings(ingest_parallel_bytes=1, ingest_batch_size=2)
+    summary = ingest_paths(store, [path], settings=settings)
+    assert (summary.read, summary.stored, summary.observations, summary.quarantined) == (8, 2, 1, 5)
+    assert sorted(q.line for q in summary.problems) == [2, 3, 4, 5, 6]

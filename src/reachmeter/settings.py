@@ -24,6 +24,10 @@ class Settings(BaseSettings):
         description="Contact address sent in the User-Agent of every outgoing request.",
     )
     ingest_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    ingest_parallel_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="JSON Lines files at least this large are read in a second process.",
+    )
     max_line_bytes: int = Field(
         default=16 * 1024 * 1024,
         description="A JSON Lines record longer than this is quarantined, not parsed.",

@@ -28,7 +28,16 @@ from reachmeter.records import (
 from reachmeter.store import Store
 from reachmeter.store.schema import DEFERRABLE_INDEXES, Account, Event, Evidence
 
-__all__ = ["BatchResult", "FactWriter", "Quarantine", "ensure_evidence"]
+__all__ = [
+    "BatchResult",
+    "FactWriter",
+    "PreparedBatch",
+    "Quarantine",
+    "ensure_evidence",
+    "event_row",
+    "prepare_batch",
+    "storage_time",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,75 +98,155 @@ def ensure_evidence(
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
+def storage_time(value: dt.datetime, sqlite: bool) -> Any:
+    """A time as the column stores it: SQLAlchemy's SQLite text form, or the datetime."""
+    if sqlite:
+        if value.utcoffset():
+            value = value.astimezone(dt.UTC)
+        return value.isoformat(" ", "microseconds")[:26]
+    return value
+
+
+def _storage_date(value: dt.date | None, sqlite: bool) -> Any:
+    if value is None:
+        return None
+    return value.isoformat() if sqlite else value
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch in storage form, ready for ``executemany``; built without the database.
+
+    Event rows are ``EVENT_COLUMNS`` tuples, and ``event_origins`` gives each row's origin
+    and line (for the rare hash collision). Observations keep their record: their account
+    is looked up in the store when written.
+    """
+
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    event_origins: list[tuple[str, int]] = field(default_factory=list)
+    observations: list[tuple[str, int, ObservationRecord]] = field(default_factory=list)
+    corrections: list[tuple[Any, ...]] = field(default_factory=list)
+    quarantine: list[Quarantine] = field(default_factory=list)
+    evidence_id: int = 0
+    read: int = 0
+    in_batch_duplicates: int = 0
+
+
+EVENT_COLUMNS = (
+    "key_hash",
+    "event_key",
+    "subj_id",
+    "relation_type_id",
+    "obj_id",
+    "obj_scheme",
+    "obj_value",
+    "source_id",
+    "occurred_at",
+    "collected_at",
+    "subj_author",
+    "subj",
+    "evidence_id",
+    "evidence_url",
+    "license",
+)
+OBSERVATION_COLUMNS = (
+    "observation_key",
+    "obj_id",
+    "obj_scheme",
+    "obj_value",
+    "account_id",
+    "metric",
+    "qualifier",
+    "value",
+    "cumulative",
+    "period_start",
+    "period_end",
+    "observed_at",
+    "source_id",
+    "evidence_id",
+)
+CORRECTION_COLUMNS = (
+    "target_kind",
+    "target_key",
+    "action",
+    "reason",
+    "corrected_at",
+    "recorded_at",
+    "evidence_id",
+)
+QUARANTINE_COLUMNS = ("origin", "line", "reason", "raw", "raw_sha256", "recorded_at", "run_id")
+
+
+def event_row(record: EventRecord, evidence_id: int, sqlite: bool) -> tuple[Any, ...]:
+    """An event in storage form (``EVENT_COLUMNS``)."""
+    subj = record.subj
+    return (
+        key_hash(record.event_key),
+        record.event_key,
+        record.subj_id,
+        record.relation_type_id,
+        record.obj_id,
+        record.obj_scheme,
+        record.obj_value,
+        record.source_id,
+        storage_time(record.occurred_at, sqlite),
+        storage_time(record.collected_at, sqlite),
+        record.subj_author,
+        orjson.dumps(subj).decode() if subj is not None else None,
+        evidence_id,
+        record.evidence_url,
+        record.license,
+    )
+
+
+def prepare_batch(
+    items: Sequence[tuple[str, int, EventRecord | ObservationRecord | CorrectionRecord]],
+    problems: Sequence[Quarantine],
+    evidence_id: int,
+    *,
+    sqlite: bool,
+    batch: PreparedBatch | None = None,
+) -> PreparedBatch:
+    """Put mapped records in storage form (pure: no database access)."""
+    batch = batch or PreparedBatch()
+    batch.evidence_id = evidence_id
+    batch.quarantine.extend(problems)
+    recorded_at = storage_time(dt.datetime.now(dt.UTC), sqlite)
+    for origin, line, record in items:
+        if type(record) is EventRecord:
+            batch.events.append(event_row(record, evidence_id, sqlite))
+            batch.event_origins.append((origin, line))
+        elif type(record) is ObservationRecord:
+            batch.observations.append((origin, line, record))
+        elif type(record) is CorrectionRecord:
+            batch.corrections.append(
+                (
+                    record.target_kind,
+                    record.target_key,
+                    record.action,
+                    record.reason,
+                    storage_time(record.corrected_at, sqlite),
+                    recorded_at,
+                    evidence_id,
+                )
+            )
+    return batch
+
+
 class FactWriter:
     """Writes batches of mapped records into a store, one transaction per batch."""
 
     def __init__(self, store: Store, *, run_id: int | None) -> None:
         self.store = store
         self.run_id = run_id
-        self._sqlite = store.dialect == "sqlite"
-        mark = "?" if self._sqlite else "%s"
-        self._ignore = "INSERT OR IGNORE INTO" if self._sqlite else "INSERT INTO"
-        self._conflict = "" if self._sqlite else " ON CONFLICT DO NOTHING"
-        self._event_sql = self._insert_sql(
-            "events",
-            (
-                "key_hash",
-                "event_key",
-                "subj_id",
-                "relation_type_id",
-                "obj_id",
-                "obj_scheme",
-                "obj_value",
-                "source_id",
-                "occurred_at",
-                "collected_at",
-                "subj_author",
-                "subj",
-                "evidence_id",
-                "evidence_url",
-                "license",
-            ),
-            mark,
-        )
-        self._observation_sql = self._insert_sql(
-            "observations",
-            (
-                "observation_key",
-                "obj_id",
-                "obj_scheme",
-                "obj_value",
-                "account_id",
-                "metric",
-                "qualifier",
-                "value",
-                "cumulative",
-                "period_start",
-                "period_end",
-                "observed_at",
-                "source_id",
-                "evidence_id",
-            ),
-            mark,
-        )
-        self._correction_sql = self._insert_sql(
-            "corrections",
-            (
-                "target_kind",
-                "target_key",
-                "action",
-                "reason",
-                "corrected_at",
-                "recorded_at",
-                "evidence_id",
-            ),
-            mark,
-        )
-        self._quarantine_sql = self._insert_sql(
-            "quarantine",
-            ("origin", "line", "reason", "raw", "raw_sha256", "recorded_at", "run_id"),
-            mark,
-        )
+        self.sqlite = store.dialect == "sqlite"
+        mark = "?" if self.sqlite else "%s"
+        self._ignore = "INSERT OR IGNORE INTO" if self.sqlite else "INSERT INTO"
+        self._conflict = "" if self.sqlite else " ON CONFLICT DO NOTHING"
+        self._event_sql = self._insert_sql("events", EVENT_COLUMNS, mark)
+        self._observation_sql = self._insert_sql("observations", OBSERVATION_COLUMNS, mark)
+        self._correction_sql = self._insert_sql("corrections", CORRECTION_COLUMNS, mark)
+        self._quarantine_sql = self._insert_sql("quarantine", QUARANTINE_COLUMNS, mark)
         self._accounts: dict[tuple[str, str], int | None] = {}
 
     def _insert_sql(self, table: str, columns: Sequence[str], mark: str) -> str:
@@ -165,19 +254,6 @@ class FactWriter:
             f"{self._ignore} {table} ({', '.join(columns)}) "
             f"VALUES ({', '.join([mark] * len(columns))}){self._conflict}"
         )
-
-    def _time(self, value: dt.datetime) -> Any:
-        # The same text form SQLAlchemy's SQLite DateTime uses, so ORM reads see the rows.
-        if self._sqlite:
-            if value.utcoffset():
-                value = value.astimezone(dt.UTC)
-            return value.isoformat(" ", "microseconds")[:26]
-        return value
-
-    def _date(self, value: dt.date | None) -> Any:
-        if value is None:
-            return None
-        return value.isoformat() if self._sqlite else value
 
     def _account_id(self, connection: Connection, account: tuple[str, str]) -> int | None:
         if account not in self._accounts:
@@ -195,107 +271,76 @@ class FactWriter:
         problems: Sequence[Quarantine],
         evidence_id: int,
     ) -> BatchResult:
-        """Store one batch in one transaction; returns what was new."""
-        result = BatchResult()
-        events: list[tuple[Any, ...]] = []
-        event_origins: dict[int, tuple[str, int, str]] = {}
-        observations: list[tuple[Any, ...]] = []
-        corrections: list[tuple[Any, ...]] = []
-        quarantine = list(problems)
-        now = self._time(dt.datetime.now(dt.UTC))
-        dumps = orjson.dumps
+        """Store one batch of mapped records in one transaction; returns what was new."""
+        return self.write_prepared(prepare_batch(items, problems, evidence_id, sqlite=self.sqlite))
+
+    def write_prepared(self, batch: PreparedBatch) -> BatchResult:
+        """Store one prepared batch in one transaction; returns what was new."""
+        result = BatchResult(duplicates=batch.in_batch_duplicates)
+        quarantine = list(batch.quarantine)
+        recorded_at = storage_time(dt.datetime.now(dt.UTC), self.sqlite)
         with self.store.begin() as connection:
-            for origin, line, record in items:
-                if type(record) is EventRecord:
-                    digest = key_hash(record.event_key)
-                    if digest in event_origins and event_origins[digest][2] == record.event_key:
-                        result.duplicates += 1
-                        continue
-                    event_origins[digest] = (origin, line, record.event_key)
-                    subj = record.subj
-                    events.append(
-                        (
-                            digest,
-                            record.event_key,
-                            record.subj_id,
-                            record.relation_type_id,
-                            record.obj_id,
-                            record.obj_scheme,
-                            record.obj_value,
-                            record.source_id,
-                            self._time(record.occurred_at),
-                            self._time(record.collected_at),
-                            record.subj_author,
-                            dumps(subj).decode() if subj is not None else None,
-                            evidence_id,
-                            record.evidence_url,
-                            record.license,
-                        )
-                    )
-                elif type(record) is ObservationRecord:
-                    account_id = None
-                    if record.account is not None:
-                        account_id = self._account_id(connection, record.account)
-                        if account_id is None:
-                            quarantine.append(
-                                Quarantine(
-                                    origin,
-                                    line,
-                                    f"unknown account {record.account[0]}:{record.account[1]}"
-                                    " (add it with `reachmeter accounts add` first)",
-                                    record.observation_key,
-                                )
+            observations: list[tuple[Any, ...]] = []
+            for origin, line, record in batch.observations:
+                account_id = None
+                if record.account is not None:
+                    account_id = self._account_id(connection, record.account)
+                    if account_id is None:
+                        quarantine.append(
+                            Quarantine(
+                                origin,
+                                line,
+                                f"unknown account {record.account[0]}:{record.account[1]}"
+                                " (add it with `reachmeter accounts add` first)",
+                                record.observation_key,
                             )
-                            continue
-                    observations.append(
-                        (
-                            record.observation_key,
-                            record.obj_id,
-                            record.obj_scheme,
-                            record.obj_value,
-                            account_id,
-                            record.metric,
-                            record.qualifier,
-                            record.value,
-                            record.cumulative,
-                            self._date(record.period_start),
-                            self._date(record.period_end),
-                            self._time(record.observed_at),
-                            record.source_id,
-                            evidence_id,
                         )
+                        continue
+                observations.append(
+                    (
+                        record.observation_key,
+                        record.obj_id,
+                        record.obj_scheme,
+                        record.obj_value,
+                        account_id,
+                        record.metric,
+                        record.qualifier,
+                        record.value,
+                        record.cumulative,
+                        _storage_date(record.period_start, self.sqlite),
+                        _storage_date(record.period_end, self.sqlite),
+                        storage_time(record.observed_at, self.sqlite),
+                        record.source_id,
+                        batch.evidence_id,
                     )
-                elif type(record) is CorrectionRecord:
-                    corrections.append(
-                        (
-                            record.target_kind,
-                            record.target_key,
-                            record.action,
-                            record.reason,
-                            self._time(record.corrected_at),
-                            now,
-                            evidence_id,
-                        )
-                    )
+                )
             cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                if events:
-                    cursor.executemany(self._event_sql, events)
-                    stored = self._rowcount(cursor, len(events))
+                if batch.events:
+                    cursor.executemany(self._event_sql, batch.events)
+                    stored = self._rowcount(cursor, len(batch.events))
                     result.events = stored
-                    if stored < len(events):
-                        self._check_collisions(connection, event_origins, quarantine)
-                        result.duplicates += len(events) - stored
+                    if stored < len(batch.events):
+                        self._check_collisions(connection, batch, quarantine)
+                        result.duplicates += len(batch.events) - stored
                 if observations:
                     cursor.executemany(self._observation_sql, observations)
                     result.observations = self._rowcount(cursor, len(observations))
                     result.duplicates += len(observations) - result.observations
-                if corrections:
-                    cursor.executemany(self._correction_sql, corrections)
-                    result.corrections = self._rowcount(cursor, len(corrections))
+                if batch.corrections:
+                    cursor.executemany(self._correction_sql, batch.corrections)
+                    result.corrections = self._rowcount(cursor, len(batch.corrections))
                 if quarantine:
                     rows = [
-                        (q.origin, q.line, q.reason, q.raw, _sha256(q.raw), now, self.run_id)
+                        (
+                            q.origin,
+                            q.line,
+                            q.reason,
+                            q.raw,
+                            _sha256(q.raw),
+                            recorded_at,
+                            self.run_id,
+                        )
                         for q in quarantine
                     ]
                     cursor.executemany(self._quarantine_sql, rows)
@@ -311,29 +356,30 @@ class FactWriter:
         return expected if count < 0 else count
 
     def _check_collisions(
-        self,
-        connection: Connection,
-        batch: dict[int, tuple[str, int, str]],
-        quarantine: list[Quarantine],
+        self, connection: Connection, batch: PreparedBatch, quarantine: list[Quarantine]
     ) -> None:
         """Ignored rows must be true duplicates: the same key, not just the same hash."""
         table = Event.__table__
-        hashes = list(batch)
+        wanted = {
+            row[0]: (row[1], origin)
+            for row, origin in zip(batch.events, batch.event_origins, strict=True)
+        }
+        hashes = list(wanted)
         for start in range(0, len(hashes), 500):
             chunk = hashes[start : start + 500]
             stored = connection.execute(
                 select(table.c.key_hash, table.c.event_key).where(table.c.key_hash.in_(chunk))
             )
             for digest, event_key in stored:
-                origin, line, wanted = batch[digest]
-                if event_key != wanted:
+                key, (origin, line) = wanted[digest]
+                if event_key != key:
                     quarantine.append(
                         Quarantine(
                             origin,
                             line,
-                            f"event key {wanted!r} has the same 64-bit hash as stored event "
+                            f"event key {key!r} has the same 64-bit hash as stored event "
                             f"{event_key!r}; it was not stored",
-                            wanted,
+                            key,
                         )
                     )
 
