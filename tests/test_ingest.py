@@ -313,3 +313,23 @@ def test_large_files_are_read_in_a_second_process(store: Store, tmp_path: Path) 
     summary = ingest_paths(store, [path], settings=settings)
     assert (summary.read, summary.stored, summary.observations, summary.quarantined) == (8, 2, 1, 5)
     assert sorted(q.line for q in summary.problems) == [2, 3, 4, 5, 6]
+
+
+def test_ingested_events_are_matched_to_tracked_outputs(store: Store) -> None:
+    from reachmeter.matching.identifiers import normalize
+    from reachmeter.store.catalog import upsert_output
+    from reachmeter.store.schema import EventMatch
+
+    with store.session() as session:
+        output, _ = upsert_output(
+            session, identifiers=[normalize("10.5555/ABC")], title="Tracked", type="article"
+        )
+        output_id = output.id
+    summary = ingest_paths(store, [FIXTURES / "mixed.jsonl"])
+    assert (summary.stored, summary.matched) == (2, 2)
+    with store.session() as session:
+        matches = session.scalars(select(EventMatch).order_by(EventMatch.event_id)).all()
+        assert [(m.output_id, m.method, m.verification) for m in matches] == [
+            (output_id, "doi-literal", "literal"),
+            (output_id, "doi-literal", "literal"),
+        ]

@@ -32,3 +32,25 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024,
         description="A JSON Lines record longer than this is quarantined, not parsed.",
     )
+    http_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds an outgoing HTTP request may take."
+    )
+    http_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        description="A response body larger than this is refused (ResponseTooLargeError).",
+    )
+    http_max_attempts: int = Field(
+        default=4, ge=1, le=20, description="Tries of a request that fails retriably."
+    )
+    http_backoff: float = Field(
+        default=1.0, ge=0, description="First wait, in seconds, before a retry; doubles each time."
+    )
+    http_max_wait: float = Field(
+        default=300.0,
+        ge=0,
+        description="Longest wait before a retry, even if Retry-After asks more.",
+    )
+    http_cache_ttl: float = Field(
+        default=86400.0, ge=0, description="Seconds a cached response is reused."
+    )

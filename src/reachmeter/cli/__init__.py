@@ -5,6 +5,8 @@ from __future__ import annotations
 from reachmeter.cli import catalog as _catalog  # noqa: F401  (registers commands)
 from reachmeter.cli import demo as _demo  # noqa: F401
 from reachmeter.cli import ingest as _ingest  # noqa: F401  (registers commands)
+from reachmeter.cli import matching as _matching  # noqa: F401
+from reachmeter.cli import sources as _sources  # noqa: F401  (registers commands)
 from reachmeter.cli.app import app
 
 __all__ = ["app", "main"]

@@ -66,6 +66,7 @@ def ingest(
         ("events stored", summary.stored),
         ("observations stored", summary.observations),
         ("corrections", summary.corrections),
+        ("events matched to tracked outputs", summary.matched),
         ("duplicates", summary.duplicates),
         ("quarantined", summary.quarantined),
     ):

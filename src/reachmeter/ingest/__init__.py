@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from reachmeter import __version__
 from reachmeter.ingest.fast import fast_event_row
 from reachmeter.ingest.readers import FORMATS, Problem, detect_format, read_records
+from reachmeter.matching.match import match_new_events
 from reachmeter.records import (
     CorrectionRecord,
     EventRecord,
@@ -66,6 +67,7 @@ class IngestSummary:
     corrections: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    matched: int = 0
     problems: list[Quarantine] = field(default_factory=list)
     run_id: int | None = None
 
@@ -115,6 +117,7 @@ def _finish_run(store: Store, run_id: int, summary: IngestSummary, status: str) 
             "events": summary.stored,
             "observations": summary.observations,
             "corrections": summary.corrections,
+            "matched": summary.matched,
         }
 
 
@@ -162,6 +165,10 @@ def ingest_paths(
         for path in files:
             summary.files += 1
             _ingest_file(store, writer, path, fmt, summary, settings, progress)
+        # Link the new events to the outputs they are about (unmatched ones are kept, and
+        # `reachmeter match` links them once their output is tracked).
+        with store.begin() as connection:
+            summary.matched = match_new_events(connection).matched
         status = "ok" if summary.quarantined == 0 else "partial"
     finally:
         if collecting:
@@ -222,6 +229,7 @@ def _prepared_batches(
 
 def _produce(connection: Connection, arguments: dict[str, Any]) -> None:
     """Child process: prepare batches and send them to the parent, which stores them."""
+    gc.disable()  # as in the parent: nothing here makes cycles worth collecting
     try:
         for batch in _prepared_batches(**arguments):
             connection.send(batch)

@@ -26,6 +26,7 @@ _DECLINE = frozenset(
 )
 _fromisoformat = dt.datetime.fromisoformat
 _UTC = dt.UTC
+_ZERO = dt.timedelta(0)
 
 
 def _time(value: object, sqlite: bool) -> Any:
@@ -35,9 +36,9 @@ def _time(value: object, sqlite: bool) -> Any:
         parsed = _fromisoformat(value)
     except ValueError:
         return None
-    if sqlite and len(value) >= 20 and value[10] == "T" and value[-1] == "Z":
-        # The usual "2017-05-14T05:04:37(.000)Z": the text is already UTC, so the stored
-        # form is built from it directly (datetime.isoformat is the costlier step here).
+    if sqlite and len(value) >= 20 and value[10] == "T" and parsed.utcoffset() == _ZERO:
+        # The usual "2017-05-14T05:04:37(.000)Z" or "...+00:00": the text is already UTC, so
+        # the stored form is built from it directly (datetime.isoformat costs more).
         return f"{value[:10]} {value[11:19]}.{parsed.microsecond:06d}"
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_UTC)

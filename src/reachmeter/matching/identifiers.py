@@ -34,8 +34,10 @@ _PMID_IN_CONTEXT = re.compile(
     re.IGNORECASE,
 )
 _HANDLE = re.compile(
-    r"^(?:hdl:|https?://hdl\.handle\.net/|info:hdl/)?(\d+(?:\.[\w-]+)*/\S+)$", re.IGNORECASE
+    r"^(?:hdl:\s*|(?:https?://)?hdl\.handle\.net/|info:hdl/)?(\d+(?:\.[\w-]+)*/\S+)$",
+    re.IGNORECASE,
 )
+_URL_LIKE = re.compile(r"^(?:https?://|www\.)", re.IGNORECASE)
 _ARXIV_PREFIX = re.compile(r"^(?:arxiv:)", re.IGNORECASE)
 # Landing and PDF URLs of arXiv and PubMed Central stand for the identifier they carry.
 _KNOWN_URLS = (
@@ -90,7 +92,12 @@ def _normalize_as(value: str, scheme: str) -> str:
         match = _HANDLE.match(value.strip())
         return match.group(1) if match else value.strip()
     if scheme == "url":
-        return value.strip()
+        from reachmeter.matching.urls import UrlError, normalize_url
+
+        try:
+            return normalize_url(value)
+        except UrlError as exc:
+            raise IdentifierError(str(exc)) from exc
     return str(idutils.normalize_pid(value, scheme))
 
 
@@ -115,6 +122,22 @@ def normalize(value: str, scheme: str | None = None) -> Identifier:
     text = value.strip()
     if not text:
         raise IdentifierError("empty identifier")
+    if _URL_LIKE.match(text) and scheme in (
+        None,
+        "doi",
+        "arxiv",
+        "pmid",
+        "pmcid",
+        "orcid",
+        "ssrn",
+        "handle",
+    ):
+        # A resolver URL stands for its identifier (www.doi.org, %2F, arXiv and PMC URLs...).
+        from reachmeter.matching.extract import resolver_identifier
+
+        resolved = resolver_identifier(text)
+        if resolved is not None and scheme in (None, resolved.scheme):
+            return resolved
     for known, pattern in _KNOWN_URLS:
         found = pattern.match(text)
         if found and scheme in (None, known) and _is_scheme(found.group(1), known):

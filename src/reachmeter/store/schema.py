@@ -253,6 +253,21 @@ class Event(Base):
     license: Mapped[str | None] = mapped_column(Text)
 
 
+class EventMatch(Base):
+    """An event matched to a tracked output, with how (Event Data's ``method``) and how
+    sure (``verification``). Unmatched events have no row and are matched again later."""
+
+    __tablename__ = "event_matches"
+    __table_args__ = (UniqueConstraint("event_id", "output_id"),)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
+    output_id: Mapped[int] = mapped_column(ForeignKey("outputs.id", ondelete="CASCADE"), index=True)
+    identifier: Mapped[str] = mapped_column(String(2000))
+    method: Mapped[str] = mapped_column(String(40))
+    verification: Mapped[str] = mapped_column(String(40))
+    matched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
 # The events' secondary indexes, which a large ingest drops and rebuilds once at the end.
 DEFERRABLE_INDEXES = (
     Index("ix_events_obj", Event.obj_scheme, Event.obj_value),
