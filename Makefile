@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DB ?= demo.db
 PG_DIR := $(shell mktemp -d -u /tmp/reachmeter-pg.XXXXXX)
 
-.PHONY: demo test lint typecheck pytest bench clean system-deps
+.PHONY: demo test lint typecheck pytest bench docs clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ pytest: $(STAMP) system-deps
 	scripts/pg-throwaway.sh stop $(PG_DIR); rm -rf $(PG_DIR); exit $$status
 
 test: lint typecheck pytest
+
+## Regenerate the CLI reference (a test fails when it is stale).
+docs: $(STAMP)
+	$(BIN)/python -m typer reachmeter.cli utils docs --name reachmeter --output docs/cli.md
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
