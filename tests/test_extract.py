@@ -12,7 +12,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reachmeter.matching.extract import extract, extract_html, identifiers_in_url
+from reachmeter.matching.extract import (
+    _LOWER_TRIGGERS,
+    _has_label,
+    extract,
+    extract_html,
+    identifiers_in_url,
+)
 from reachmeter.matching.identifiers import SCHEME_ORDER, Identifier, normalize
 from tests.conftest import shared_data
 
@@ -294,3 +300,21 @@ def test_pathological_html_finishes_quickly() -> None:
     started = time.perf_counter()
     extract_html(html)
     assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("trigger", _LOWER_TRIGGERS)
+def test_every_label_is_looked_for_in_a_text_without_urls(trigger: str) -> None:
+    assert _has_label(f"see {trigger} 1")
+    assert not _has_label("the new study shows that open access matters")
+
+
+def test_identifiers_in_url_gives_a_new_list_each_time() -> None:
+    url = "https://example.org/papers/10.1371/journal.pone.0000001?utm_source=x"
+    first = identifiers_in_url(url)
+    expected = list(first)
+    first.clear()
+    assert identifiers_in_url(url) == expected
+    assert [str(found.identifier) for found in expected] == [
+        "doi:10.1371/journal.pone.0000001",
+        "url:https://example.org/papers/10.1371/journal.pone.0000001",
+    ]

@@ -25,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import NamedTuple
-from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urljoin, urlsplit
 
 import idutils
 
@@ -106,7 +107,9 @@ _LABELLED: tuple[tuple[str, str, re.Pattern[str]], ...] = (
     ("ssrn", "ssrn", re.compile(r"\bssrn(?:\s{0,3}id)?\s{0,3}:?\s{0,3}(\d{4,9})\b", re.IGNORECASE)),
 )
 _LOWER_TRIGGERS = tuple(trigger for trigger, _, _ in _LABELLED)
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _TRAILING = ".,;:!?'\"*_~\u2026\u00bb\u201d\u2019"
+_TRAILING_BUT_ELLIPSIS = _TRAILING.replace("\u2026", "")
 _PAIRS = {")": "(", "]": "[", "}": "{", ">": "<"}
 
 _ARXIV_PATH = re.compile(
@@ -130,6 +133,18 @@ _DOI_HOSTS = frozenset({"doi.org", "dx.doi.org"})
 _NCBI_HOSTS = frozenset({"ncbi.nlm.nih.gov", "pubmed.ncbi.nlm.nih.gov", "pmc.ncbi.nlm.nih.gov"})
 _ARXIV_HOSTS = frozenset({"arxiv.org", "export.arxiv.org", "xxx.lanl.gov"})
 _SSRN_HOSTS = frozenset({"ssrn.com", "papers.ssrn.com"})
+_ORCID_HOSTS = frozenset({"orcid.org", "sandbox.orcid.org"})
+_RESOLVER_HOSTS = frozenset(
+    {
+        *_DOI_HOSTS,
+        "hdl.handle.net",
+        *_ARXIV_HOSTS,
+        *_NCBI_HOSTS,
+        "europepmc.org",
+        *_ORCID_HOSTS,
+        *_SSRN_HOSTS,
+    }
+)
 
 
 class Found(NamedTuple):
@@ -166,7 +181,7 @@ def clean_doi(prefix: str, suffix: str) -> str | None:
     if "%" in suffix:
         suffix = unquote(suffix, errors="replace")
     suffix = _strip_trailing(suffix.strip())
-    if not suffix or "\ufffd" in suffix or any(ord(c) < 32 for c in suffix):
+    if not suffix or "\ufffd" in suffix or _CONTROL.search(suffix):
         return None
     return f"{prefix}/{suffix}".lower()
 
@@ -194,12 +209,17 @@ def resolver_identifier(url: str) -> Identifier | None:
     """The identifier a resolver URL stands for (``https://doi.org/10.1/x`` is that DOI,
     ``arxiv.org/abs/2101.00001v2`` that arXiv id), or ``None`` for any other URL."""
     host = host_of(url)
-    if not host:
+    if host not in _RESOLVER_HOSTS:
         return None
     try:
         parts = urlsplit(url)
     except ValueError:
         return None
+    return _resolved(host, parts)
+
+
+def _resolved(host: str, parts: SplitResult) -> Identifier | None:
+    """The identifier of a URL on a resolver host (``_RESOLVER_HOSTS``), split already."""
     path = parts.path
     if host in _DOI_HOSTS:
         found = _DOI_IN_TEXT.match(unquote(path[1:], errors="replace"))
@@ -235,7 +255,7 @@ def resolver_identifier(url: str) -> Identifier | None:
                 return Identifier("pmcid", pmc)
             return Identifier("pmid", value.lstrip("0") or "0")
         return None
-    if host in ("orcid.org", "sandbox.orcid.org"):
+    if host in _ORCID_HOSTS:
         if (found := _ORCID_PATH.match(path)) and idutils.is_orcid(found.group(1)):
             return Identifier("orcid", found.group(1).upper())
         return None
@@ -256,20 +276,27 @@ def identifiers_in_url(url: str) -> list[Found]:
     A resolver URL gives its identifier only. Another URL gives any repository handle or
     DOI it carries, then itself as a ``url`` identifier (normalised). Junk gives nothing.
     """
+    return list(_identifiers_in_url(url))
+
+
+# A popular link is posted again and again, and what a URL names depends on it alone. Kept
+# small: most URLs are seen once, and a hit only saves about 10-25 us.
+@lru_cache(maxsize=4096)
+def _identifiers_in_url(url: str) -> tuple[Found, ...]:
     raw = url.strip()
     if not raw or len(raw) > MAX_URL_LENGTH:
-        return []
+        return ()
     if "://" not in raw[:12]:
         raw = "https://" + raw
     target = unwrap_url(raw)
-    resolved = resolver_identifier(target)
-    if resolved is not None:
-        return [Found(resolved, URL_PATTERN if resolved.scheme != "doi" else LITERAL, raw)]
-    found: list[Found] = []
     try:
         parts = urlsplit(target)
     except ValueError:
-        return []
+        return ()
+    host = host_of(target)
+    if host in _RESOLVER_HOSTS and (resolved := _resolved(host, parts)) is not None:
+        return (Found(resolved, URL_PATTERN if resolved.scheme != "doi" else LITERAL, raw),)
+    found: list[Found] = []
     if "/handle/" in parts.path and (handle := _REPOSITORY_HANDLE.search(parts.path)):
         with_handle = _handle_or_doi(handle.group(1))
         if with_handle is not None:
@@ -284,12 +311,12 @@ def identifiers_in_url(url: str) -> list[Found]:
             found.append(Found(Identifier("doi", doi), IN_URL, raw))
     with contextlib.suppress(UrlError):
         found.append(Found(Identifier("url", normalize_url(target)), URL, raw))
-    return found
+    return tuple(found)
 
 
 def _truncated(token: str) -> bool:
     # Platforms mark text they cut with "…" glued to the last word: "doi.org/10.1371/journa…".
-    return token.rstrip(_TRAILING.replace("\u2026", "")).endswith("\u2026")
+    return token.rstrip(_TRAILING_BUT_ELLIPSIS).endswith("\u2026")
 
 
 def _url_spans(text: str) -> Iterator[tuple[int, int, str]]:
@@ -298,6 +325,21 @@ def _url_spans(text: str) -> Iterator[tuple[int, int, str]]:
         token = match.group(0)
         url = "" if _truncated(token) else _strip_trailing(token)
         yield match.start(), match.end(), url if "." in url[8:] else ""
+
+
+def _has_label(lowered: str) -> bool:
+    # Most texts name nothing; this is ``any(t in lowered for t in _LOWER_TRIGGERS)``
+    # written out, which is twice as fast (tested against ``_LOWER_TRIGGERS``).
+    return (
+        "arxiv" in lowered
+        or "pmid" in lowered
+        or "pmc" in lowered
+        or "isbn" in lowered
+        or "hdl" in lowered
+        or "urn:" in lowered
+        or "orcid" in lowered
+        or "ssrn" in lowered
+    )
 
 
 def scan(text: str) -> tuple[list[str], list[Found]]:
@@ -313,7 +355,7 @@ def scan(text: str) -> tuple[list[str], list[Found]]:
     lowered: str | None = None
     if not has_url and "10." not in text:
         lowered = text.lower()
-        if not any(trigger in lowered for trigger in _LOWER_TRIGGERS):
+        if not _has_label(lowered):
             return urls, []
     rest = text
     if has_url:

@@ -104,6 +104,20 @@ _REDIRECT_PATHS = {
 _MAX_UNWRAP = 5
 _HOST = re.compile(r"^[a-z][a-z0-9+.-]*://(?:[^/?#@]*@)?(\[[^\]]*\]|[^/?#:]*)", re.IGNORECASE)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
+_NOT_IN_URL = re.compile(r"[\x00\r\n\t ]")
+# A URL that url-normalize returns as it is (lower-case scheme and LDH host, no user, port,
+# percent sign, fragment or non-ASCII): most links. Together with the checks in
+# ``_plain_parts`` (no "--" in the host, no empty or dot segment) it skips url-normalize,
+# whose IDNA host check is most of its cost. The query is not taken as it is: it is parsed
+# and re-encoded below either way, which gives the same pairs for such a query. The groups
+# are atomic: what follows a label, the path or the query is never in its class, so giving
+# back characters could not succeed, and a near miss fails at once.
+_PLAIN_URL = re.compile(
+    r"(https?)://((?>(?:(?>[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)\.){1,20}"
+    r"(?>[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)))"
+    r"(/[A-Za-z0-9\-._~!$&'()*+,;=:@/]{0,4096}+)?"
+    r"(?:\?([A-Za-z0-9\-._~!$&'()*+,;=:@/?]{0,4096}+))?"
+)
 
 
 class UrlError(ValueError):
@@ -137,10 +151,41 @@ def normalize_url(url: str) -> str:
     Raises ``UrlError`` for another scheme, no host, or a URL longer than ``MAX_URL_LENGTH``.
     """
     text = url.strip()
-    if not text or len(text) > MAX_URL_LENGTH or any(c in text for c in "\x00\r\n\t "):
+    if not text or len(text) > MAX_URL_LENGTH or _NOT_IN_URL.search(text):
         raise UrlError(f"not a URL: {text[:80]!r}")
     if not _SCHEME.match(text) or text.lower().startswith("www."):
         text = "https://" + text.lstrip("/")
+    return _assemble(*(_plain_parts(text) or _normalized_parts(text)))
+
+
+def _assemble(scheme: str, netloc: str, path: str, query: str) -> str:
+    """The URL of url-normalized parts, without tracking parameters, the rest sorted."""
+    if query:
+        pairs = [
+            (name, value)
+            for name, value in parse_qsl(query, keep_blank_values=True)
+            if not is_tracking_param(name)
+        ]
+        pairs.sort()
+        query = urlencode(pairs, quote_via=quote, safe="/:@!$'()*,;~")
+    return urlunsplit((scheme, netloc, path or "/", query, ""))
+
+
+def _plain_parts(text: str) -> tuple[str, str, str, str] | None:
+    """Scheme, host, path and query of a URL url-normalize would not change, else ``None``."""
+    found = _PLAIN_URL.fullmatch(text)
+    if found is None:
+        return None
+    scheme, host, path, query = found.group(1, 2, 3, 4)
+    # IDNA refuses "--" in 3rd and 4th place ("xn--" labels are punycode) and hosts longer
+    # than 253; url-normalize drops empty segments and resolves dot segments.
+    if "--" in host or len(host) > 253 or (path and ("//" in path or "/." in path)):
+        return None
+    return scheme, host, path or "", query or ""
+
+
+def _normalized_parts(text: str) -> tuple[str, str, str, str]:
+    """Scheme, netloc, path and query of a URL after url-normalize (and checks)."""
     scheme = text.split(":", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise UrlError(f"not an http(s) URL: {text[:80]!r}")
@@ -153,17 +198,7 @@ def normalize_url(url: str) -> str:
         raise UrlError(f"not a URL: {text[:80]!r}: {exc}") from exc
     if not parts.hostname:
         raise UrlError(f"URL without a host: {text[:80]!r}")
-    query = ""
-    if parts.query:
-        pairs = [
-            (name, value)
-            for name, value in parse_qsl(parts.query, keep_blank_values=True)
-            if not is_tracking_param(name)
-        ]
-        pairs.sort()
-        query = urlencode(pairs, quote_via=quote, safe="/:@!$'()*,;~")
-    path = parts.path or "/"
-    return urlunsplit((parts.scheme, parts.netloc.rstrip("."), path, query, ""))
+    return parts.scheme, parts.netloc.rstrip("."), parts.path, parts.query
 
 
 def url_key(url: str) -> str:
