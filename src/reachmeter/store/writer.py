@@ -350,6 +350,24 @@ class FactWriter:
                 cursor.close()
         return result
 
+    def insert_observation_rows(
+        self, connection: Connection, rows: Sequence[tuple[Any, ...]]
+    ) -> int:
+        """Bulk path: insert observations already in storage form (``OBSERVATION_COLUMNS``,
+        account resolved) in the caller's transaction; returns how many were new.
+
+        For large imports that build their rows once and keep one transaction open (so
+        that they can roll it all back); keys already stored are ignored, as in ``write``.
+        """
+        if not rows:
+            return 0
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(self._observation_sql, rows)
+            return self._rowcount(cursor, len(rows))
+        finally:
+            cursor.close()
+
     @staticmethod
     def _rowcount(cursor: Any, expected: int) -> int:
         count = int(cursor.rowcount)

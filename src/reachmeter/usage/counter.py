@@ -1,9 +1,11 @@
 """COUNTER Release 5 and 5.1 reports: reading (JSON, TSV / CSV, Excel) and checking.
 
-A report is read whole into ``CounterReport``: its header and one ``CounterRow`` per
-item (or title, database, platform), attribute set and metric, with a count per month.
-Both releases and both formats land in the same rows, so a TSV and its JSON twin give the
-same figures. ``check_report`` lists every way a report breaks COUNTER's rules; a report
+A report is its header (``CounterReport``) and one ``CounterRow`` per item (or title,
+database, platform), attribute set and metric, with a count per month. Both releases and
+both formats land in the same rows, so a TSV and its JSON twin give the same figures.
+``scan_report`` reads the header and streams the rows (a large report is never held in
+memory); ``read_report`` collects them. ``ReportChecker`` lists every way a report breaks
+COUNTER's rules as its rows go by (``check_report`` for a report read whole); a report
 with any problem is rejected whole by the importer, never half-imported.
 
 Reading needs no store and no network: SUSHI responses are read by the same code.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
+import hashlib
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,10 +34,12 @@ __all__ = [
     "CounterError",
     "CounterReport",
     "CounterRow",
+    "ReportChecker",
     "SushiException",
     "check_report",
     "read_report",
     "read_report_bytes",
+    "scan_report",
 ]
 
 REPORT_IDS = (
@@ -93,6 +97,7 @@ _MONTHS = {
 }
 _MONTH_COLUMN = re.compile(r"^([A-Za-z]{3})-(\d{4})$")
 _ISSN = re.compile(r"^\d{4}-\d{3}[\dX]$")
+_YEAR_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 # Above this size a JSON report is streamed item by item instead of parsed whole.
 _STREAM_JSON_BYTES = 16 * 1024 * 1024
 # SUSHI exception codes that are only warnings: the report still carries usage.
@@ -155,7 +160,7 @@ class CounterReport:
     created: str
     begin: str
     end: str
-    rows: list[CounterRow]
+    rows: list[CounterRow] = field(default_factory=list)
     exceptions: list[tuple[int, str]] = field(default_factory=list)
     header_problems: list[str] = field(default_factory=list)
 
@@ -403,7 +408,7 @@ def _json_item(item: Mapping[str, Any], index: int, parent: str) -> Iterator[Cou
                 else:
                     for month, count in months.items():
                         value = _int(count)
-                        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(month)):
+                        if not _YEAR_MONTH.fullmatch(str(month)):
                             row.problems.append(f"{metric}: {month!r} is not a yyyy-mm month")
                         elif value is None:
                             row.problems.append(f"{metric} {month}: count {count!r} is not valid")
@@ -438,7 +443,7 @@ def _json_item(item: Mapping[str, Any], index: int, parent: str) -> Iterator[Cou
                 )
             value = _int(instance.get("Count"))
             if value is None:
-                row.problems.append(
+                found.problems.append(
                     f"{metric} {month}: count {instance.get('Count')!r} is not valid"
                 )
             elif month in found.months:
@@ -452,7 +457,9 @@ def _json_item(item: Mapping[str, Any], index: int, parent: str) -> Iterator[Cou
         yield row
 
 
-def _report_from_json(document: Any, origin: str, items: Iterable[Any] | None) -> CounterReport:
+def _report_from_json(
+    document: Any, origin: str, items: Iterable[Any] | None
+) -> tuple[CounterReport, Iterator[CounterRow]]:
     exceptions = _exceptions(document)
     _raise_fatal(exceptions)
     if not isinstance(document, Mapping) or not isinstance(document.get("Report_Header"), Mapping):
@@ -463,7 +470,7 @@ def _report_from_json(document: Any, origin: str, items: Iterable[Any] | None) -
     if items is None:
         raw_items = document.get("Report_Items")
         items = raw_items if isinstance(raw_items, list) else []
-    return CounterReport(
+    report = CounterReport(
         origin=origin,
         fmt="json",
         release=_header_value(header, "Release"),
@@ -473,13 +480,12 @@ def _report_from_json(document: Any, origin: str, items: Iterable[Any] | None) -
         created=_header_value(header, "Created"),
         begin=filters.get("Begin_Date", ""),
         end=filters.get("End_Date", ""),
-        rows=list(_json_rows(items, report_id)),
         exceptions=exceptions,
     )
+    return report, _json_rows(items, report_id)
 
 
-def read_report_bytes(data: bytes, origin: str) -> CounterReport:
-    """A COUNTER_SUSHI JSON report (or SUSHI exception) from bytes, e.g. a SUSHI response."""
+def _scan_bytes(data: bytes, origin: str) -> tuple[CounterReport, Iterator[CounterRow]]:
     try:
         document = orjson.loads(data.removeprefix(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as exc:
@@ -487,9 +493,24 @@ def read_report_bytes(data: bytes, origin: str) -> CounterReport:
     return _report_from_json(document, origin, None)
 
 
-def _read_json_file(path: Path) -> CounterReport:
+def read_report_bytes(data: bytes, origin: str) -> CounterReport:
+    """A COUNTER_SUSHI JSON report (or SUSHI exception) from bytes, e.g. a SUSHI response."""
+    report, rows = _scan_bytes(data, origin)
+    report.rows = list(rows)
+    return report
+
+
+def _streamed_items(path: Path) -> Iterator[Any]:
+    with path.open("rb") as handle:
+        try:
+            yield from ijson.items(handle, "Report_Items.item", use_float=True)
+        except ijson.JSONError as exc:
+            raise CounterError(f"not valid JSON: {exc}") from None
+
+
+def _scan_json_file(path: Path) -> tuple[CounterReport, Iterator[CounterRow]]:
     if path.stat().st_size <= _STREAM_JSON_BYTES:
-        return read_report_bytes(path.read_bytes(), str(path))
+        return _scan_bytes(path.read_bytes(), str(path))
     # A large report is streamed: the header alone is parsed whole, the items one at a time.
     with path.open("rb") as handle:
         try:
@@ -497,32 +518,34 @@ def _read_json_file(path: Path) -> CounterReport:
         except ijson.JSONError as exc:
             raise CounterError(f"not valid JSON: {exc}") from None
     document = {"Report_Header": header} if header is not None else {}
-    with path.open("rb") as handle:
-        try:
-            return _report_from_json(
-                document, str(path), ijson.items(handle, "Report_Items.item", use_float=True)
-            )
-        except ijson.JSONError as exc:
-            raise CounterError(f"not valid JSON: {exc}") from None
+    return _report_from_json(document, str(path), _streamed_items(path))
 
 
 # -- tabular (TSV, CSV, Excel) ----------------------------------------------------------------
 
 
 def _tabular_rows(path: Path) -> Iterator[list[Any]]:
+    """The cells of each row, read as they are needed (the file is never read whole)."""
     suffix = path.suffix.lower()
     if suffix in EXCEL_SUFFIXES:
         from python_calamine import CalamineWorkbook
 
         workbook = CalamineWorkbook.from_path(str(path))
         sheet = workbook.get_sheet_by_index(0)
-        yield from sheet.to_python(skip_empty_area=False)
+        yield from sheet.iter_rows()
         return
-    raw = path.read_bytes()
-    text = raw.decode("utf-8-sig") if not raw.startswith(b"\xff\xfe") else raw.decode("utf-16")
-    first = text.split("\n", 1)[0]
-    delimiter = "\t" if "\t" in first or suffix == ".tsv" else ","
-    yield from csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    with path.open("rb") as binary:
+        head = binary.read(4)
+    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    with path.open(encoding=encoding, newline="") as handle:
+        first = handle.readline()
+        delimiter = "\t" if "\t" in first or suffix == ".tsv" else ","
+        yield from csv.reader(_chain_line(first, handle), delimiter=delimiter)
+
+
+def _chain_line(first: str, rest: Iterable[str]) -> Iterator[str]:
+    yield first
+    yield from rest
 
 
 def _cell(value: Any) -> str:
@@ -533,7 +556,7 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def _read_tabular(path: Path) -> CounterReport:
+def _scan_tabular(path: Path) -> tuple[CounterReport, Iterator[CounterRow]]:
     rows = _tabular_rows(path)
     header: dict[str, str] = {}
     headings: list[str] | None = None
@@ -570,7 +593,6 @@ def _read_tabular(path: Path) -> CounterReport:
         created=header.get("Created", ""),
         begin=period.get("Begin_Date", ""),
         end=period.get("End_Date", ""),
-        rows=[],
         exceptions=exceptions,
     )
     if not period:
@@ -578,8 +600,7 @@ def _read_tabular(path: Path) -> CounterReport:
             f"Reporting_Period {header.get('Reporting_Period', '')!r} is not "
             "'Begin_Date=yyyy-mm-dd; End_Date=yyyy-mm-dd'"
         )
-    report.rows = list(_table_rows(rows, headings, line, report))
-    return report
+    return report, _table_rows(rows, headings, line, report)
 
 
 def _table_rows(
@@ -647,69 +668,122 @@ def _table_rows(
 # -- reading and checking ---------------------------------------------------------------------
 
 
-def read_report(path: Path) -> CounterReport:
-    """Read a COUNTER R5 / R5.1 report file (JSON, TSV, CSV or Excel).
+def scan_report(path: Path) -> tuple[CounterReport, Iterator[CounterRow]]:
+    """Read a COUNTER R5 / R5.1 report file's header; its rows come as they are read.
 
-    Raises ``SushiException`` when the file is a SUSHI exception and ``CounterError`` when
-    it is not a COUNTER report. Rule breaches are not raised: see ``check_report``.
+    JSON, TSV, CSV or Excel. Raises ``SushiException`` when the file is a SUSHI exception
+    and ``CounterError`` when it is not a COUNTER report (reading the rows may raise it
+    too, for a file broken further on). Rule breaches are not raised: see
+    ``ReportChecker``. Some header problems are only known once the rows are read.
     """
     if not path.is_file():
         raise CounterError("no such file")
     if path.stat().st_size == 0:
         raise CounterError("file is empty")
     if path.suffix.lower() == ".json":
-        return _read_json_file(path)
+        return _scan_json_file(path)
     if path.suffix.lower() not in EXCEL_SUFFIXES:
         with path.open("rb") as handle:
             head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
         if head.startswith((b"{", b"[")):
-            return _read_json_file(path)
-    return _read_tabular(path)
+            return _scan_json_file(path)
+    return _scan_tabular(path)
+
+
+def read_report(path: Path) -> CounterReport:
+    """Read a COUNTER R5 / R5.1 report file whole (see ``scan_report`` to stream it)."""
+    report, rows = scan_report(path)
+    report.rows = list(rows)
+    return report
+
+
+class ReportChecker:
+    """Checks a report's rows as they go by; ``problems()`` lists every rule breach.
+
+    Memory stays small: a row is remembered only by a 16-byte digest of what makes it
+    unique (to find duplicates).
+    """
+
+    def __init__(self, report: CounterReport) -> None:
+        self.report = report
+        self.rows = 0
+        self.grand_total = 0
+        self._row_problems: list[str] = []
+        self._seen: dict[bytes, int] = {}
+        self._where = "line" if report.fmt == "tabular" else "item"
+        begin, end = _date(report.begin), _date(report.end)
+        self._period_problem = ""
+        if begin is None or end is None:
+            self._period_problem = (
+                f"reporting period {report.begin!r} to {report.end!r} is not valid dates"
+            )
+        elif end < begin:
+            self._period_problem = f"reporting period ends ({end}) before it begins ({begin})"
+        self._first = f"{begin.year:04d}-{begin.month:02d}" if begin else ""
+        self._last = f"{end.year:04d}-{end.month:02d}" if end else ""
+
+    @property
+    def clean(self) -> bool:
+        """True while no problem has been found (header problems included)."""
+        return not self._row_problems and not self._header_problems()
+
+    def _header_problems(self) -> list[str]:
+        report = self.report
+        problems = list(report.header_problems)
+        if report.release not in ("5", "5.0", "5.1") and not report.release.startswith("5.0."):
+            problems.append(f"Release {report.release!r} is not 5 or 5.1")
+        if report.report_id not in REPORT_IDS:
+            problems.append(f"Report_ID {report.report_id!r} is not one of the 16 standard reports")
+        if self._period_problem:
+            problems.append(self._period_problem)
+        return problems
+
+    def add(self, row: CounterRow) -> bool:
+        """Check one row; True when it breaks no rule."""
+        self.rows += 1
+        self.grand_total += row.period_total
+        label = f"{self._where} {row.line}"
+        problems = [f"{label}: {problem}" for problem in row.problems]
+        if row.metric:
+            if row.metric not in METRIC_TYPES:
+                problems.append(f"{label}: Metric_Type {row.metric!r} is not a COUNTER metric")
+            if not row.name:
+                problems.append(f"{label}: no title, item, database or platform name")
+            for column in ("Print_ISSN", "Online_ISSN"):
+                value = row.ids.get(column)
+                if value and not _ISSN.match(value):
+                    problems.append(f"{label}: {column} {value!r} is not an ISSN (nnnn-nnnc)")
+            first, last = self._first, self._last
+            if first and last:
+                outside = sorted(m for m in row.months if not first <= m <= last)
+                if outside:
+                    problems.append(
+                        f"{label}: months {', '.join(outside)} are outside the reporting period"
+                    )
+            if row.total is not None and row.months and row.total != sum(row.months.values()):
+                problems.append(
+                    f"{label}: Reporting_Period_Total {row.total} is not the sum of its months "
+                    f"({sum(row.months.values())})"
+                )
+            identity = hashlib.blake2b(row.identity().encode(), digest_size=16).digest()
+            seen = self._seen.get(identity)
+            if seen is not None:
+                problems.append(f"{label}: duplicate of {self._where} {seen} ({row.metric})")
+            else:
+                self._seen[identity] = row.line
+        if problems:
+            self._row_problems.extend(problems)
+            return False
+        return True
+
+    def problems(self) -> list[str]:
+        """Every problem found: the header's first, then the rows' in order."""
+        return [*self._header_problems(), *self._row_problems]
 
 
 def check_report(report: CounterReport) -> list[str]:
-    """Every way the report breaks COUNTER's rules, as messages naming the line or item."""
-    problems = list(report.header_problems)
-    if report.release not in ("5", "5.0", "5.1") and not report.release.startswith("5.0."):
-        problems.append(f"Release {report.release!r} is not 5 or 5.1")
-    if report.report_id not in REPORT_IDS:
-        problems.append(f"Report_ID {report.report_id!r} is not one of the 16 standard reports")
-    begin, end = _date(report.begin), _date(report.end)
-    if begin is None or end is None:
-        problems.append(f"reporting period {report.begin!r} to {report.end!r} is not valid dates")
-    elif end < begin:
-        problems.append(f"reporting period ends ({end}) before it begins ({begin})")
-    first = f"{begin.year:04d}-{begin.month:02d}" if begin else ""
-    last = f"{end.year:04d}-{end.month:02d}" if end else ""
-    seen: dict[str, int] = {}
-    where = "line" if report.fmt == "tabular" else "item"
+    """Every way a report read whole breaks COUNTER's rules, naming the line or item."""
+    checker = ReportChecker(report)
     for row in report.rows:
-        label = f"{where} {row.line}"
-        problems.extend(f"{label}: {problem}" for problem in row.problems)
-        if not row.metric:
-            continue
-        if row.metric not in METRIC_TYPES:
-            problems.append(f"{label}: Metric_Type {row.metric!r} is not a COUNTER metric")
-        if not row.name:
-            problems.append(f"{label}: no title, item, database or platform name")
-        for column in ("Print_ISSN", "Online_ISSN"):
-            value = row.ids.get(column)
-            if value and not _ISSN.match(value):
-                problems.append(f"{label}: {column} {value!r} is not an ISSN (nnnn-nnnc)")
-        if first and last:
-            outside = sorted(m for m in row.months if not first <= m <= last)
-            if outside:
-                problems.append(
-                    f"{label}: months {', '.join(outside)} are outside the reporting period"
-                )
-        if row.total is not None and row.months and row.total != sum(row.months.values()):
-            problems.append(
-                f"{label}: Reporting_Period_Total {row.total} is not the sum of its months "
-                f"({sum(row.months.values())})"
-            )
-        identity = row.identity()
-        if identity in seen:
-            problems.append(f"{label}: duplicate of {where} {seen[identity]} ({row.metric})")
-        else:
-            seen[identity] = row.line
-    return problems
+        checker.add(row)
+    return checker.problems()

@@ -1,0 +1,162 @@
+"""COUNTER import of large reports: streamed, one transaction, rolled back on any problem;
+and Excel reports read like their TSV twins."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+
+from reachmeter.store import Store
+from reachmeter.store.schema import Evidence, Observation
+from reachmeter.usage import counter, importer
+from reachmeter.usage.counter import scan_report
+from reachmeter.usage.importer import import_counter
+from tests.conftest import shared_data
+
+
+def _count(store: Store, table: type) -> int:
+    with store.session() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def _total(store: Store) -> float:
+    with store.session() as session:
+        return float(session.scalar(select(func.sum(Observation.value))) or 0)
+
+
+def _expected_total(name: str) -> int:
+    data = json.loads(shared_data("counter", "cop5", "expected_grand_totals.json").read_text())
+    return int(data["reports"][name]["grand_total_all_metrics"])
+
+
+def _excel_cell(value: str) -> str | int:
+    return int(value) if value.isdigit() else value
+
+
+def test_an_excel_twin_of_a_tsv_sample_gives_the_same_grand_total(
+    store: Store, tmp_path: Path
+) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    tsv = shared_data("counter", "cop5", "r51", "TRJ1_sample_r51.tsv")
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    with tsv.open(encoding="utf-8-sig", newline="") as handle:
+        for cells in csv.reader(handle, delimiter="\t"):
+            sheet.append([_excel_cell(cell) for cell in cells])
+    xlsx = tmp_path / "TRJ1_sample_r51.xlsx"
+    workbook.save(xlsx)
+
+    summary = import_counter(store, [xlsx])
+    result = summary.files[0]
+    assert (result.status, result.problems) == ("imported", [])
+    assert result.grand_total == _expected_total("r51/TRJ1_sample_r51.tsv") == 12636
+    excel_total = _total(store)
+    assert excel_total == result.grand_total
+    # The TSV itself then adds nothing: the same figures, stored once.
+    again = import_counter(store, [tsv])
+    assert again.files[0].grand_total == result.grand_total
+    assert again.stored == 0
+    assert _total(store) == excel_total
+
+
+def _tsv(tmp_path: Path, rows: list[str]) -> Path:
+    header = [
+        "Report_Name\tJournal Requests (Controlled)",
+        "Report_ID\tTR_J1",
+        "Release\t5.1",
+        "Institution_Name\tTest Library",
+        "Institution_ID\t",
+        "Metric_Types\tTotal_Item_Requests",
+        "Report_Filters\t",
+        "Report_Attributes\t",
+        "Exceptions\t",
+        "Reporting_Period\tBegin_Date=2022-01-01; End_Date=2022-02-28",
+        "Created\t2023-02-15T09:11:12Z",
+        "Created_By\tTest",
+        "Registry_Record\t",
+        "",
+        "Title\tPublisher\tPublisher_ID\tPlatform\tDOI\tProprietary_ID\tPrint_ISSN\tOnline_ISSN\t"
+        "URI\tMetric_Type\tReporting_Period_Total\tJan-2022\tFeb-2022",
+    ]
+    path = tmp_path / "report.tsv"
+    path.write_text("\n".join(header + rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _row(number: int, total: int = 3) -> str:
+    return (
+        f"Journal {number}\tP\t\tPl\t10.1234/j{number}\t\t\t\t\tTotal_Item_Requests\t{total}\t1\t2"
+    )
+
+
+def test_a_problem_late_in_a_report_rolls_back_what_was_already_written(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One observation per batch: the good rows reach the database before the bad one.
+    monkeypatch.setattr(importer, "_BATCH_ROWS", 1)
+    path = _tsv(tmp_path, [_row(1), _row(2), _row(3), _row(4, total=9)])
+    result = import_counter(store, [path]).files[0]
+    assert result.status == "rejected"
+    assert result.problems == ["line 19: Reporting_Period_Total 9 is not the sum of its months (3)"]
+    assert (result.rows, result.stored) == (4, 0)
+    assert _count(store, Observation) == 0
+    assert _count(store, Evidence) == 0
+
+
+def test_the_same_report_when_clean_is_stored_whole(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "_BATCH_ROWS", 1)
+    path = _tsv(tmp_path, [_row(1), _row(2), _row(3), _row(4)])
+    result = import_counter(store, [path]).files[0]
+    assert (result.status, result.rows, result.stored, result.grand_total) == (
+        "imported", 4, 8, 12,
+    )  # fmt: skip
+    assert _count(store, Observation) == 8
+    assert _count(store, Evidence) == 1
+
+
+def test_a_report_broken_further_on_is_an_error_and_stores_nothing(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Streamed item by item (as a large report is), cut off in its last item.
+    monkeypatch.setattr(counter, "_STREAM_JSON_BYTES", 0)
+    monkeypatch.setattr(importer, "_BATCH_ROWS", 1)
+    whole = shared_data("counter", "cop5", "r51", "TRJ1_sample_r51.json").read_bytes()
+    path = tmp_path / "cut.json"
+    path.write_bytes(whole[: whole.rindex(b'"Metric_Type"')])
+    result = import_counter(store, [path]).files[0]
+    assert result.status == "error"
+    assert result.problems[0].startswith("cannot be read: not valid JSON")
+    assert _count(store, Observation) == 0
+    assert _count(store, Evidence) == 0
+
+
+def test_rows_are_streamed_after_the_header(tmp_path: Path) -> None:
+    report, rows = scan_report(_tsv(tmp_path, [_row(1), _row(2)]))
+    assert (report.report_id, report.begin, report.end, report.rows) == (
+        "TR_J1", "2022-01-01", "2022-02-28", [],
+    )  # fmt: skip
+    assert next(rows).name == "Journal 1"
+    assert [row.line for row in rows] == [17]
+
+
+def test_a_bulk_load_rebuilds_the_indexes_and_turns_foreign_keys_back_on(
+    sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "BULK_THRESHOLD", 1)
+    monkeypatch.setattr(importer, "_BATCH_ROWS", 7)
+    path = shared_data("counter", "cop5", "r51", "TRJ1_sample_r51.tsv")
+    first = import_counter(sqlite_store, [path]).files[0]
+    assert first.status == "imported"
+    assert first.stored == _count(sqlite_store, Observation) > 0
+    indexes = {i["name"] for i in inspect(sqlite_store.engine).get_indexes("observations")}
+    assert {"ix_observations_obj", "ix_observations_account_id"} <= indexes
+    with sqlite_store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    again = import_counter(sqlite_store, [path]).files[0]
+    assert (again.status, again.stored, again.duplicates) == ("imported", 0, first.stored)
