@@ -6,6 +6,7 @@ from reachmeter.cli import catalog as _catalog  # noqa: F401  (registers command
 from reachmeter.cli import demo as _demo  # noqa: F401
 from reachmeter.cli import ingest as _ingest  # noqa: F401  (registers commands)
 from reachmeter.cli import matching as _matching  # noqa: F401
+from reachmeter.cli import scoring as _scoring  # noqa: F401  (registers commands)
 from reachmeter.cli import sources as _sources  # noqa: F401  (registers commands)
 from reachmeter.cli.app import app
 

@@ -327,3 +327,64 @@ class QuarantinedRecord(Base):
     raw_sha256: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+
+
+# Scores are views: recomputed from the facts above by a versioned profile, replaced on
+# every recompute, never edited by hand.
+
+
+class ScoringMethod(Base):
+    """The methods log: each distinct content of a named scoring profile, from when it was used."""
+
+    __tablename__ = "scoring_methods"
+    __table_args__ = (UniqueConstraint("profile_name", "profile_sha256"),)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    profile_name: Mapped[str] = mapped_column(String(100))
+    profile_version: Mapped[str] = mapped_column(String(40))
+    profile_sha256: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    description: Mapped[str] = mapped_column(Text, default="")
+    profile_text: Mapped[str] = mapped_column(Text, default="")
+
+
+class Score(Base):
+    """An output's attention score under one profile as of one date, with all its parts."""
+
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("profile_name", "as_of", "output_id"),)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    output_id: Mapped[int] = mapped_column(ForeignKey("outputs.id", ondelete="CASCADE"), index=True)
+    profile_name: Mapped[str] = mapped_column(String(100))
+    profile_version: Mapped[str] = mapped_column(String(40))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    score: Mapped[float] = mapped_column(Float)
+    mentions: Mapped[int] = mapped_column(Integer, default=0)
+    breakdown: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    history: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+Index("ix_scores_rank", Score.profile_name, Score.as_of, Score.score)
+
+
+class ScoreFlag(Base):
+    """A data-quality or gaming flag on an event, an author or an observation."""
+
+    __tablename__ = "score_flags"
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    output_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outputs.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), index=True
+    )
+    observation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("observations.id", ondelete="CASCADE")
+    )
+    source_id: Mapped[str | None] = mapped_column(String(100))
+    subj_author: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    detected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)

@@ -1,0 +1,509 @@
+"""Data-quality and gaming flags: detected from the facts, stored, shown, applied by profile.
+
+=================  ==========================================================================
+kind               when
+=================  ==========================================================================
+``burst``          one author posts about one output ``burst_posts`` times or more within
+                   ``burst_minutes``: every post of the burst is flagged
+``bot``            an author mentions ``bot_outputs`` outputs or more at ``bot_posts_per_day``
+                   posts a day or more (over their active span): all their mentions
+``repeated-text``  the same text (case and spacing aside) about one output ``repeat_copies``
+                   times or more: every copy after the first
+``count-jump``     a cumulative count that falls, or rises faster than ``jump_rise_per_day``
+``self-promotion`` a mention by an account of one of the output's authors, or of the
+                   organisation
+=================  ==========================================================================
+
+Flags are recomputed with every full scoring run. They are never used to delete anything;
+a profile's ``flags.exclude`` decides which flagged mentions stop counting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, and_, delete, insert, or_, select
+
+from reachmeter.scoring.load import author_expr, counted_event_filter
+from reachmeter.scoring.profiles import FlagRules, Profile
+from reachmeter.store.schema import (
+    Account,
+    Authorship,
+    Event,
+    EventMatch,
+    Observation,
+    Output,
+    OutputIdentifier,
+    ScoreFlag,
+)
+
+__all__ = [
+    "EventRow",
+    "FlagRow",
+    "ObservationRow",
+    "account_key",
+    "detect_flags",
+    "detect_new_flags",
+    "find_bots",
+    "find_bursts",
+    "find_count_jumps",
+    "find_repeated_texts",
+    "find_self_promotion",
+    "flags_of",
+]
+
+
+class EventRow(NamedTuple):
+    event_id: int
+    output_id: int
+    source_id: str
+    author: str
+    occurred_at: dt.datetime
+    text: str
+
+
+class ObservationRow(NamedTuple):
+    observation_id: int
+    output_id: int
+    metric: str
+    source_id: str
+    value: float
+    observed_at: dt.datetime
+
+
+class FlagRow(NamedTuple):
+    kind: str
+    output_id: int | None
+    event_id: int | None
+    observation_id: int | None
+    source_id: str | None
+    subj_author: str | None
+    detail: dict[str, Any]
+
+
+def _event_flag(kind: str, event: EventRow, detail: dict[str, Any]) -> FlagRow:
+    return FlagRow(
+        kind, event.output_id, event.event_id, None, event.source_id, event.author, detail
+    )
+
+
+def find_bursts(events: Iterable[EventRow], rules: FlagRules) -> list[FlagRow]:
+    """Posts of one author about one output, many within a short window."""
+    groups: dict[tuple[int, str, str], list[EventRow]] = defaultdict(list)
+    for event in events:
+        groups[(event.output_id, event.source_id, event.author)].append(event)
+    window = dt.timedelta(minutes=rules.burst_minutes)
+    flags: list[FlagRow] = []
+    for posts in groups.values():
+        if len(posts) < rules.burst_posts:
+            continue
+        posts.sort(key=lambda e: (e.occurred_at, e.event_id))
+        flagged: set[int] = set()
+        low = 0
+        for high in range(len(posts)):
+            while posts[high].occurred_at - posts[low].occurred_at > window:
+                low += 1
+            if high - low + 1 >= rules.burst_posts:
+                flagged.update(range(low, high + 1))
+        for index in sorted(flagged):
+            detail = {
+                "posts": len(flagged),
+                "within_minutes": rules.burst_minutes,
+                "threshold": rules.burst_posts,
+            }
+            flags.append(_event_flag("burst", posts[index], detail))
+    return flags
+
+
+_SPACE = re.compile(r"\s+")
+_URL = re.compile(r"https?://\S+|\b(?:doi:)?10\.\d{4,9}/\S+", re.IGNORECASE)
+
+
+def _normal_text(text: str, title: str = "") -> str:
+    if not text:
+        return ""
+    text = _SPACE.sub(" ", _URL.sub(" ", text)).casefold()
+    title = _SPACE.sub(" ", title).strip().casefold()
+    # The longest start of the title found in the text (posts often cut titles short).
+    low, high = 0, len(title)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if title[:middle] in text:
+            low = middle
+        else:
+            high = middle - 1
+    if low >= 20:
+        text = text.replace(title[:low], " ")
+    return _SPACE.sub(" ", text.replace("...", " ").replace("\u2026", " ")).strip()
+
+
+def find_repeated_texts(
+    events: Iterable[EventRow], rules: FlagRules, titles: dict[int, str] | None = None
+) -> list[FlagRow]:
+    """Identical texts about one output: every copy after the first.
+
+    Links and the output's own title are left out before comparing, so share buttons
+    (title and link only) are not flagged; what remains must be ``repeat_min_chars`` long.
+    """
+    titles = titles or {}
+    groups: dict[tuple[int, str], list[EventRow]] = defaultdict(list)
+    for event in events:
+        text = _normal_text(event.text, titles.get(event.output_id, ""))
+        if len(text) >= rules.repeat_min_chars:
+            groups[(event.output_id, text)].append(event)
+    flags: list[FlagRow] = []
+    for copies in groups.values():
+        if len(copies) < rules.repeat_copies:
+            continue
+        copies.sort(key=lambda e: (e.occurred_at, e.event_id))
+        first = copies[0]
+        for copy in copies[1:]:
+            detail = {"copies": len(copies), "first_event_id": first.event_id}
+            flags.append(_event_flag("repeated-text", copy, detail))
+    return flags
+
+
+class AuthorActivity(NamedTuple):
+    source_id: str
+    author: str
+    posts: int
+    outputs: int
+    first_at: dt.datetime
+    last_at: dt.datetime
+    fresh_posts: int  # posted within a week of the output's publication
+
+
+def author_activity(
+    events: Iterable[EventRow], published: dict[int, dt.date | None]
+) -> list[AuthorActivity]:
+    """Per author and source: posts, outputs, active span, posts in an output's first week."""
+    groups: dict[tuple[str, str], list[EventRow]] = defaultdict(list)
+    for event in events:
+        groups[(event.source_id, event.author)].append(event)
+    result: list[AuthorActivity] = []
+    for (source_id, author), posts in groups.items():
+        fresh = 0
+        for post in posts:
+            day = published.get(post.output_id)
+            if day is not None and 0 <= (post.occurred_at.date() - day).days <= 7:
+                fresh += 1
+        result.append(
+            AuthorActivity(
+                source_id,
+                author,
+                len(posts),
+                len({p.output_id for p in posts}),
+                min(p.occurred_at for p in posts),
+                max(p.occurred_at for p in posts),
+                fresh,
+            )
+        )
+    return result
+
+
+def find_bots(
+    activity: Iterable[AuthorActivity], rules: FlagRules
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Authors posting about many outputs at a very high rate, or nearly always at once.
+
+    Bot-like: at least ``bot_outputs`` distinct outputs, and either ``bot_posts_per_day``
+    posts a day over the author's active span, or ``bot_fresh_share`` of the posts within
+    a week of the output's publication (a feed of new papers, not a reader).
+    """
+    bots: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in activity:
+        if row.outputs < rules.bot_outputs:
+            continue
+        days = max((row.last_at - row.first_at).total_seconds() / 86400.0, 1.0)
+        rate = row.posts / days
+        fresh_share = row.fresh_posts / row.posts
+        if rate >= rules.bot_posts_per_day or fresh_share >= rules.bot_fresh_share:
+            bots[(row.source_id, row.author)] = {
+                "posts": row.posts,
+                "outputs": row.outputs,
+                "posts_per_day": round(rate, 2),
+                "fresh_share": round(fresh_share, 3),
+            }
+    return bots
+
+
+def find_count_jumps(points: Iterable[ObservationRow], rules: FlagRules) -> list[FlagRow]:
+    """Cumulative counts that fall, or rise faster than the profile allows."""
+    series: dict[tuple[int, str, str], list[ObservationRow]] = defaultdict(list)
+    for point in points:
+        series[(point.output_id, point.metric, point.source_id)].append(point)
+    flags: list[FlagRow] = []
+    for values in series.values():
+        values.sort(key=lambda p: (p.observed_at, p.observation_id))
+        for before, after in itertools.pairwise(values):
+            change = after.value - before.value
+            days = max((after.observed_at - before.observed_at).total_seconds() / 86400.0, 1.0)
+            if change < 0 or change / days > rules.jump_rise_per_day:
+                detail = {
+                    "metric": after.metric,
+                    "from": before.value,
+                    "to": after.value,
+                    "days": round(days, 2),
+                    "direction": "fall" if change < 0 else "rise",
+                }
+                flags.append(
+                    FlagRow(
+                        "count-jump",
+                        after.output_id,
+                        None,
+                        after.observation_id,
+                        after.source_id,
+                        None,
+                        detail,
+                    )
+                )
+    return flags
+
+
+_HOSTS = {"x.com": "twitter.com", "mobile.twitter.com": "twitter.com"}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def account_key(value: str) -> str:
+    """An author URL or account URL, reduced so that the two spellings of one account meet."""
+    text = value.strip().casefold()
+    text = re.sub(r"^https?://", "", text)
+    text = text.removeprefix("www.").rstrip("/")
+    host, _, path = text.partition("/")
+    return f"{_HOSTS.get(host, host)}/{path}" if path else _HOSTS.get(host, host)
+
+
+def find_self_promotion(
+    events: Iterable[EventRow],
+    authors_of: dict[int, set[int]],
+    accounts: dict[str, tuple[int | None, bool]],
+) -> list[FlagRow]:
+    """Mentions by an account owned by one of the output's authors, or by the organisation.
+
+    ``accounts`` maps ``account_key`` of each account to (owner person id, owned by org).
+    """
+    flags: list[FlagRow] = []
+    for event in events:
+        owner = accounts.get(account_key(event.author))
+        if owner is None:
+            continue
+        person, by_org = owner
+        if by_org:
+            flags.append(_event_flag("self-promotion", event, {"owner": "organisation"}))
+        elif person is not None and person in authors_of.get(event.output_id, set()):
+            flags.append(_event_flag("self-promotion", event, {"owner_person_id": person}))
+    return flags
+
+
+def _text_of(subj: Any) -> str:
+    if isinstance(subj, dict):
+        title = subj.get("title") or subj.get("text") or ""
+        return title if isinstance(title, str) else ""
+    return ""
+
+
+def detect_flags(
+    connection: Connection,
+    profile: Profile,
+    before: dt.datetime,
+    *,
+    output_ids: Collection[int] | None = None,
+) -> int:
+    """Detect and store all flags (or those of some outputs); return how many were stored."""
+    rules = profile.flags
+    scope: list[Any] = []
+    if output_ids is not None:
+        scope.append(EventMatch.output_id.in_(sorted(output_ids)))
+    base = counted_event_filter(before, ())
+    rows = connection.execute(
+        select(
+            Event.id,
+            EventMatch.output_id,
+            Event.source_id,
+            author_expr,
+            Event.occurred_at,
+            Event.subj,
+        )
+        .join(EventMatch, EventMatch.event_id == Event.id)
+        .where(and_(*base, *scope))
+    )
+    events = [EventRow(int(i), int(o), s, a, t, _text_of(subj)) for i, o, s, a, t, subj in rows]
+    titles = {int(i): t or "" for i, t in connection.execute(select(Output.id, Output.title))}
+    flags = find_bursts(events, rules) + find_repeated_texts(events, rules, titles)
+
+    published: dict[int, dt.date | None] = {
+        int(i): d for i, d in connection.execute(select(Output.id, Output.published_on))
+    }
+    bots = find_bots(author_activity(events, published), rules)
+    if output_ids is not None:
+        # An incremental run sees only some outputs: keep the bots found before.
+        for source_id, author, detail in connection.execute(
+            select(ScoreFlag.source_id, ScoreFlag.subj_author, ScoreFlag.detail).where(
+                ScoreFlag.kind == "bot"
+            )
+        ):
+            bots.setdefault((source_id, author), detail)
+    for event in events:
+        found = bots.get((event.source_id, event.author))
+        if found is not None:
+            flags.append(_event_flag("bot", event, found))
+
+    flags += find_self_promotion(events, *_owners(connection))
+
+    observation_scope: list[Any] = [
+        Observation.cumulative.is_(True),
+        Observation.observed_at < before,
+    ]
+    if output_ids is not None:
+        observation_scope.append(OutputIdentifier.output_id.in_(sorted(output_ids)))
+    points = connection.execute(
+        select(
+            Observation.id,
+            OutputIdentifier.output_id,
+            Observation.metric,
+            Observation.source_id,
+            Observation.value,
+            Observation.observed_at,
+        )
+        .join(
+            OutputIdentifier,
+            and_(
+                OutputIdentifier.scheme == Observation.obj_scheme,
+                OutputIdentifier.value == Observation.obj_value,
+            ),
+        )
+        .where(*observation_scope)
+    )
+    flags += find_count_jumps(
+        (ObservationRow(int(i), int(o), m, s, float(v), t) for i, o, m, s, v, t in points), rules
+    )
+
+    clear = delete(ScoreFlag)
+    if output_ids is not None:
+        clear = clear.where(
+            or_(ScoreFlag.output_id.in_(sorted(output_ids)), ScoreFlag.output_id.is_(None))
+        )
+    connection.execute(clear)
+    now = dt.datetime.now(dt.UTC)
+    payload = [{**flag._asdict(), "detected_at": now} for flag in flags]
+    for start in range(0, len(payload), 5000):
+        connection.execute(insert(ScoreFlag), payload[start : start + 5000])
+    return len(flags)
+
+
+def flags_of(connection: Connection, output_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The stored flags of some outputs."""
+    rows = connection.execute(
+        select(
+            ScoreFlag.kind,
+            ScoreFlag.output_id,
+            ScoreFlag.event_id,
+            ScoreFlag.observation_id,
+            ScoreFlag.source_id,
+            ScoreFlag.subj_author,
+            ScoreFlag.detail,
+        )
+        .where(ScoreFlag.output_id.in_(sorted(output_ids)))
+        .order_by(ScoreFlag.id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+def _event_rows(connection: Connection, conditions: Sequence[Any]) -> list[EventRow]:
+    rows = connection.execute(
+        select(
+            Event.id,
+            EventMatch.output_id,
+            Event.source_id,
+            author_expr,
+            Event.occurred_at,
+            Event.subj,
+        )
+        .join(EventMatch, EventMatch.event_id == Event.id)
+        .where(and_(*conditions))
+    )
+    return [EventRow(int(i), int(o), s, a, t, _text_of(subj)) for i, o, s, a, t, subj in rows]
+
+
+def detect_new_flags(
+    connection: Connection, profile: Profile, before: dt.datetime, after_match: int
+) -> int:
+    """Flag the events matched after ``after_match`` (an incremental run); return how many.
+
+    Self-promotion, mentions by authors already flagged as bots, and bursts that the new
+    events make or join are flagged now; repeated texts, count jumps and new bots wait for
+    the next full run, which re-detects everything.
+    """
+    rules = profile.flags
+    base = counted_event_filter(before, ())
+    new = _event_rows(connection, [*base, EventMatch.id > after_match])
+    if not new:
+        return 0
+    flags: list[FlagRow] = []
+    bots = {
+        (source_id, author): detail
+        for source_id, author, detail in connection.execute(
+            select(ScoreFlag.source_id, ScoreFlag.subj_author, ScoreFlag.detail).where(
+                ScoreFlag.kind == "bot"
+            )
+        )
+    }
+    for event in new:
+        found = bots.get((event.source_id, event.author))
+        if found is not None:
+            flags.append(_event_flag("bot", event, found))
+    flags += find_self_promotion(new, *_owners(connection))
+    triples = {(e.output_id, e.source_id, e.author) for e in new}
+    outputs = sorted({t[0] for t in triples})
+    authors = sorted({t[2] for t in triples})
+    nearby: list[EventRow] = []
+    for start in range(0, len(outputs), 500):
+        rows = _event_rows(
+            connection,
+            [
+                *base,
+                EventMatch.output_id.in_(outputs[start : start + 500]),
+                author_expr.in_(authors),
+            ],
+        )
+        nearby += [e for e in rows if (e.output_id, e.source_id, e.author) in triples]
+    flags += find_bursts(nearby, rules)
+    known = {
+        (kind, event_id)
+        for kind, event_id in connection.execute(
+            select(ScoreFlag.kind, ScoreFlag.event_id).where(
+                ScoreFlag.event_id.in_(sorted({f.event_id for f in flags if f.event_id}))
+            )
+        )
+    }
+    fresh = [f for f in flags if (f.kind, f.event_id) not in known]
+    now = dt.datetime.now(dt.UTC)
+    payload = [{**flag._asdict(), "detected_at": now} for flag in fresh]
+    for start in range(0, len(payload), 5000):
+        connection.execute(insert(ScoreFlag), payload[start : start + 5000])
+    return len(fresh)
+
+
+def _owners(
+    connection: Connection,
+) -> tuple[dict[int, set[int]], dict[str, tuple[int | None, bool]]]:
+    authors_of: dict[int, set[int]] = defaultdict(set)
+    for output_id, person_id in connection.execute(
+        select(Authorship.output_id, Authorship.person_id)
+    ):
+        authors_of[int(output_id)].add(int(person_id))
+    accounts: dict[str, tuple[int | None, bool]] = {}
+    for url, handle, person, by_org in connection.execute(
+        select(Account.url, Account.handle, Account.owner_person_id, Account.owned_by_org)
+    ):
+        for value in (url, handle if handle and "/" in handle else None):
+            if value:
+                owner = int(person) if person is not None else None
+                accounts[account_key(value)] = (owner, bool(by_org))
+    return authors_of, accounts

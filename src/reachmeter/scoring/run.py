@@ -1,0 +1,497 @@
+"""Computing scores over a store and keeping them: full recompute, incremental update, reads.
+
+Scores are views: ``compute_scores`` replaces every stored score of a profile for an
+``as_of`` date, so running it twice gives the same rows. Each run records the profile in
+the methods log when its content is new.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, func, insert, select
+
+from reachmeter.scoring.compute import (
+    HISTORY_PERIODS,
+    ContextInput,
+    as_of_end,
+    context,
+    observation_totals,
+    score_counts,
+)
+from reachmeter.scoring.load import (
+    load_counts,
+    load_observations,
+    load_outputs,
+    members_of,
+    roots,
+)
+from reachmeter.scoring.profiles import Profile
+from reachmeter.store import Store
+from reachmeter.store.schema import (
+    Correction,
+    Event,
+    EventMatch,
+    Meta,
+    Observation,
+    Output,
+    OutputIdentifier,
+    Score,
+    ScoreFlag,
+    ScoringMethod,
+)
+from reachmeter.store.writer import storage_time
+
+__all__ = [
+    "ScoreRun",
+    "compute_scores",
+    "iter_scores",
+    "latest_as_of",
+    "methods_log",
+    "read_score",
+    "record_method",
+    "top_scores",
+    "update_scores",
+]
+
+_CHUNK = 5000
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+@dataclass
+class ScoreRun:
+    """What a (re)computation did."""
+
+    profile: str
+    version: str
+    as_of: dt.date
+    outputs: int = 0
+    scored: int = 0
+    flags: int = 0
+    new_method: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def record_method(connection: Connection, profile: Profile) -> bool:
+    """Add the profile to the methods log if this content of it is new; True if added."""
+    known = connection.execute(
+        select(ScoringMethod.id).where(
+            ScoringMethod.profile_name == profile.name,
+            ScoringMethod.profile_sha256 == profile.sha256,
+        )
+    ).first()
+    if known is not None:
+        return False
+    connection.execute(
+        insert(ScoringMethod).values(
+            profile_name=profile.name,
+            profile_version=profile.version,
+            profile_sha256=profile.sha256,
+            changed_at=dt.datetime.now(dt.UTC),
+            description=profile.description,
+            profile_text=profile.text,
+        )
+    )
+    return True
+
+
+def methods_log(store: Store, profile_name: str | None = None) -> list[dict[str, Any]]:
+    """The methods log, oldest first: each profile content with the date it was first used."""
+    query = select(ScoringMethod).order_by(ScoringMethod.changed_at, ScoringMethod.id)
+    if profile_name:
+        query = query.where(ScoringMethod.profile_name == profile_name)
+    with store.session() as session:
+        return [
+            {
+                "profile": m.profile_name,
+                "version": m.profile_version,
+                "sha256": m.profile_sha256,
+                "changed_at": m.changed_at.isoformat(),
+                "description": m.description,
+            }
+            for m in session.scalars(query)
+        ]
+
+
+def _score_rows(
+    connection: Connection,
+    profile: Profile,
+    as_of: dt.date,
+    root: dict[int, int],
+    member_ids: Collection[int] | None,
+    kept_ids: Collection[int],
+) -> list[dict[str, Any]]:
+    end = as_of_end(as_of)
+    cutoffs = [end] + [end - length for length in HISTORY_PERIODS.values() if length is not None]
+    counts = load_counts(connection, profile, cutoffs, root, member_ids)
+    observed = load_observations(connection, end, root, member_ids)
+    flag_counts = _flag_counts(connection, root, member_ids)
+    now = dt.datetime.now(dt.UTC)
+    empty, empty_history = score_counts({}, {}, profile)
+    rows: list[dict[str, Any]] = []
+    for output_id in kept_ids:
+        seen = counts.get(output_id)
+        points = observed.get(output_id)
+        if seen is None and points is None:
+            result, changes = empty, empty_history
+        else:
+            totals_at: dict[str, dict[str, float]] = {}
+            if points:
+                totals_at["now"] = observation_totals(points, end)
+                for period, length in HISTORY_PERIODS.items():
+                    if length is not None:
+                        totals_at[period] = observation_totals(points, end - length)
+            result, changes = score_counts(seen or {}, totals_at, profile)
+        rows.append(
+            {
+                "output_id": output_id,
+                "profile_name": profile.name,
+                "profile_version": profile.version,
+                "as_of": as_of,
+                "score": result.score,
+                "mentions": result.mentions,
+                "breakdown": result.breakdown(),
+                "context": {},
+                "history": changes,
+                "flags": flag_counts.get(output_id, 0),
+                "computed_at": now,
+            }
+        )
+    return rows
+
+
+_SCORE_COLUMNS = (
+    "output_id",
+    "profile_name",
+    "profile_version",
+    "as_of",
+    "score",
+    "mentions",
+    "breakdown",
+    "context",
+    "history",
+    "flags",
+    "computed_at",
+)
+
+
+def _insert_scores(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert score rows through the DBAPI: SQLAlchemy's per-row JSON processing is slow."""
+    sqlite = connection.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    columns, marks = ", ".join(_SCORE_COLUMNS), ", ".join([mark] * len(_SCORE_COLUMNS))
+    sql = f"INSERT INTO scores ({columns}) VALUES ({marks})"  # noqa: S608  (constant names)
+    json_columns = ("breakdown", "context", "history")
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for start in range(0, len(rows), _CHUNK):
+            batch = []
+            for row in rows[start : start + _CHUNK]:
+                values = []
+                for column in _SCORE_COLUMNS:
+                    value = row[column]
+                    if column in json_columns:
+                        value = orjson.dumps(value).decode()
+                    elif column == "as_of" and sqlite:
+                        value = value.isoformat()
+                    elif column == "computed_at":
+                        value = storage_time(value, sqlite)
+                    values.append(value)
+                batch.append(tuple(values))
+            cursor.executemany(sql, batch)
+    finally:
+        cursor.close()
+
+
+def _flag_counts(
+    connection: Connection, root: dict[int, int], member_ids: Collection[int] | None
+) -> dict[int, int]:
+    query = (
+        select(ScoreFlag.output_id, func.count())
+        .where(ScoreFlag.output_id.is_not(None))
+        .group_by(ScoreFlag.output_id)
+    )
+    if member_ids is not None:
+        query = query.where(ScoreFlag.output_id.in_(sorted(member_ids)))
+    counts: dict[int, int] = {}
+    for output_id, count in connection.execute(query):
+        if output_id is None:
+            continue
+        kept = root.get(int(output_id), int(output_id))
+        counts[kept] = counts.get(kept, 0) + int(count)
+    return counts
+
+
+def _context_inputs(rows: list[dict[str, Any]], outputs: dict[int, Any]) -> list[ContextInput]:
+    return [
+        ContextInput(
+            row["output_id"],
+            row["score"],
+            row["mentions"],
+            outputs[row["output_id"]].venue,
+            outputs[row["output_id"]].published_on,
+        )
+        for row in rows
+    ]
+
+
+def compute_scores(
+    store: Store,
+    profile: Profile,
+    as_of: dt.date | None = None,
+    *,
+    flags: bool = True,
+) -> ScoreRun:
+    """Recompute and store every output's score, breakdown, history and context.
+
+    ``as_of`` (default today, UTC) counts facts up to the end of that day. With ``flags``,
+    the data-quality flags are detected again first (the profile decides which of them
+    stop a mention counting).
+    """
+    from reachmeter.scoring.flags import detect_flags  # flags use the loaders above
+
+    as_of = as_of or _today()
+    run = ScoreRun(profile.name, profile.version, as_of)
+    started = time.perf_counter()
+    with store.begin() as connection:
+        _roomy(connection)
+        cursor = _cursor(connection)
+        run.new_method = record_method(connection, profile)
+        if flags:
+            run.flags = detect_flags(connection, profile, as_of_end(as_of))
+            run.seconds["flags"] = time.perf_counter() - started
+        outputs = load_outputs(connection)
+        root = roots(outputs)
+        kept = [i for i, row in outputs.items() if row.merged_into_id is None]
+        run.outputs = len(kept)
+        rows = _score_rows(connection, profile, as_of, root, None, kept)
+        run.seconds["scores"] = time.perf_counter() - started
+        contexts = context(_context_inputs(rows, outputs))
+        for row in rows:
+            row["context"] = contexts[row["output_id"]]
+        run.seconds["context"] = time.perf_counter() - started
+        connection.execute(
+            delete(Score).where(Score.profile_name == profile.name, Score.as_of == as_of)
+        )
+        _insert_scores(connection, rows)
+        run.scored = len(rows)
+        _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
+    run.seconds["total"] = time.perf_counter() - started
+    return run
+
+
+def _cursor_key(profile: Profile, as_of: dt.date) -> str:
+    return f"scoring.last_event_id.{profile.name}.{as_of.isoformat()}"
+
+
+def _set_meta(connection: Connection, key: str, value: str) -> None:
+    connection.execute(delete(Meta).where(Meta.key == key))
+    connection.execute(insert(Meta).values(key=key, value=value))
+
+
+def _roomy(connection: Connection) -> None:
+    """A larger SQLite page cache and memory map for a run that reads every event."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA cache_size=-262144")
+        connection.exec_driver_sql("PRAGMA mmap_size=1073741824")
+
+
+def _cursor(connection: Connection) -> dict[str, int]:
+    """The last match, correction and observation ids: what a score run has seen."""
+    return {
+        name: int(connection.execute(select(func.max(column))).scalar() or 0)
+        for name, column in (
+            ("match", EventMatch.id),
+            ("correction", Correction.id),
+            ("observation", Observation.id),
+        )
+    }
+
+
+def _changed_outputs(connection: Connection, since: dict[str, int]) -> set[int]:
+    """Outputs with matches, corrections or observations added after ``since``."""
+    changed = {
+        int(o)
+        for (o,) in connection.execute(
+            select(EventMatch.output_id).where(EventMatch.id > since.get("match", 0)).distinct()
+        )
+    }
+    corrected = (
+        select(EventMatch.output_id)
+        .join(Event, Event.id == EventMatch.event_id)
+        .join(
+            Correction,
+            and_(Correction.target_kind == "event", Correction.target_key == Event.event_key),
+        )
+        .where(Correction.id > since.get("correction", 0))
+        .distinct()
+    )
+    changed |= {int(o) for (o,) in connection.execute(corrected)}
+    observed = (
+        select(OutputIdentifier.output_id)
+        .join(
+            Observation,
+            and_(
+                Observation.obj_scheme == OutputIdentifier.scheme,
+                Observation.obj_value == OutputIdentifier.value,
+            ),
+        )
+        .where(Observation.id > since.get("observation", 0))
+        .distinct()
+    )
+    changed |= {int(o) for (o,) in connection.execute(observed)}
+    return changed
+
+
+def update_scores(store: Store, profile: Profile, as_of: dt.date | None = None) -> ScoreRun:
+    """Rescore only the outputs with new matches, corrections or observations since the last
+    run for this profile and day.
+
+    The new events are flagged (``detect_new_flags``), and the changed outputs get fresh
+    scores, history and context against the stored scores of all others; the others'
+    context is refreshed by the next full ``compute_scores``. Falls back to a full
+    recompute when the profile changed or nothing is stored yet.
+    """
+    from reachmeter.scoring.flags import detect_new_flags
+
+    as_of = as_of or _today()
+    with store.engine.connect() as connection:
+        stored = connection.execute(
+            select(Meta.value).where(Meta.key == _cursor_key(profile, as_of))
+        ).scalar()
+        known_profile = connection.execute(
+            select(ScoringMethod.id).where(
+                ScoringMethod.profile_name == profile.name,
+                ScoringMethod.profile_sha256 == profile.sha256,
+            )
+        ).first()
+    if stored is None or known_profile is None:
+        return compute_scores(store, profile, as_of)
+    since = orjson.loads(stored)
+    run = ScoreRun(profile.name, profile.version, as_of)
+    started = time.perf_counter()
+    with store.begin() as connection:
+        cursor = _cursor(connection)
+        changed = _changed_outputs(connection, since)
+        if not changed:
+            _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
+            run.seconds["total"] = time.perf_counter() - started
+            return run
+        outputs = load_outputs(connection)
+        members = members_of(outputs, changed)
+        root = roots(outputs)
+        kept = sorted(set(members.values()))
+        run.flags = detect_new_flags(connection, profile, as_of_end(as_of), since.get("match", 0))
+        run.seconds["flags"] = time.perf_counter() - started
+        rows = _score_rows(connection, profile, as_of, root, set(members), kept)
+        run.outputs = run.scored = len(rows)
+        run.seconds["scores"] = time.perf_counter() - started
+        fresh = {row["output_id"]: row for row in rows}
+        inputs = _context_inputs(rows, outputs)
+        for output_id, score, mentions in connection.execute(
+            select(Score.output_id, Score.score, Score.mentions).where(
+                Score.profile_name == profile.name, Score.as_of == as_of, Score.mentions > 0
+            )
+        ):
+            if int(output_id) not in fresh:
+                other = outputs[int(output_id)]
+                inputs.append(
+                    ContextInput(
+                        int(output_id), float(score), int(mentions), other.venue, other.published_on
+                    )
+                )
+        contexts = context(inputs, only=fresh)
+        for row in rows:
+            row["context"] = contexts[row["output_id"]]
+        run.seconds["context"] = time.perf_counter() - started
+        connection.execute(
+            delete(Score).where(
+                Score.profile_name == profile.name,
+                Score.as_of == as_of,
+                Score.output_id.in_(sorted(fresh)),
+            )
+        )
+        _insert_scores(connection, rows)
+        _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
+    run.seconds["total"] = time.perf_counter() - started
+    return run
+
+
+def latest_as_of(store: Store, profile_name: str) -> dt.date | None:
+    """The latest date a profile's scores were computed for."""
+    with store.engine.connect() as connection:
+        value: dt.date | None = connection.execute(
+            select(func.max(Score.as_of)).where(Score.profile_name == profile_name)
+        ).scalar()
+        return value
+
+
+def _score_dict(score: Score) -> dict[str, Any]:
+    return {
+        "output_id": score.output_id,
+        "profile": score.profile_name,
+        "profile_version": score.profile_version,
+        "as_of": score.as_of.isoformat(),
+        "score": score.score,
+        "mentions": score.mentions,
+        "breakdown": score.breakdown,
+        "context": score.context,
+        "history": score.history,
+        "flags": score.flags,
+        "computed_at": score.computed_at.isoformat(),
+    }
+
+
+def read_score(
+    store: Store, output_id: int, profile_name: str = "default", as_of: dt.date | None = None
+) -> dict[str, Any] | None:
+    """A stored score with its breakdown, context and history (latest ``as_of`` by default)."""
+    with store.session() as session:
+        query = select(Score).where(
+            Score.profile_name == profile_name, Score.output_id == output_id
+        )
+        query = (
+            query.where(Score.as_of == as_of)
+            if as_of
+            else query.order_by(Score.as_of.desc()).limit(1)
+        )
+        score = session.scalars(query).first()
+        return _score_dict(score) if score is not None else None
+
+
+def top_scores(
+    store: Store, profile_name: str, as_of: dt.date, limit: int = 10
+) -> list[dict[str, Any]]:
+    """The highest stored scores, with each output's title and venue."""
+    with store.session() as session:
+        rows = session.execute(
+            select(Score, Output.title, Output.venue)
+            .join(Output, Output.id == Score.output_id)
+            .where(Score.profile_name == profile_name, Score.as_of == as_of)
+            .order_by(Score.score.desc(), Score.output_id)
+            .limit(limit)
+        )
+        return [
+            {**_score_dict(score), "title": title, "venue": venue} for score, title, venue in rows
+        ]
+
+
+def iter_scores(store: Store, profile_name: str, as_of: dt.date) -> Iterator[dict[str, Any]]:
+    """Every stored score of a profile for a date, by output id."""
+    with store.session() as session:
+        rows = session.scalars(
+            select(Score)
+            .where(Score.profile_name == profile_name, Score.as_of == as_of)
+            .order_by(Score.output_id)
+            .execution_options(yield_per=_CHUNK)
+        )
+        for score in rows:
+            yield _score_dict(score)
