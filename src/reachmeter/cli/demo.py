@@ -94,6 +94,11 @@ def _print_summary(summary: DemoSummary, db: Path, seconds: float) -> None:
         )
     )
     console.print(counts)
+    for run in summary.scores:
+        console.print(
+            f"Scored {run.scored:,} of {run.outputs:,} outputs with profile "
+            f"[bold]{run.profile}[/bold] {run.version} as of {run.as_of}."
+        )
     console.print(sources)
     console.print(metrics)
     console.print(top)
@@ -169,6 +174,7 @@ def demo(
                         "scale": str(scale),
                         "as_of": data.as_of.isoformat(),
                     },
+                    score_as_of=data.as_of.date(),
                 )
             finally:
                 store.close()

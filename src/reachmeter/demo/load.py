@@ -19,6 +19,7 @@ from reachmeter.imports import ImportSummary
 from reachmeter.imports.outputs import import_outputs
 from reachmeter.imports.people import import_people
 from reachmeter.ingest import IngestSummary, ingest_paths
+from reachmeter.scoring import ScoreRun, builtin_profiles, compute_scores, load_profile
 from reachmeter.store import Store
 from reachmeter.store.catalog import add_account
 from reachmeter.store.schema import (
@@ -52,6 +53,7 @@ class DemoSummary:
     last_mention_at: dt.datetime | None = None
     imports: list[ImportSummary] = field(default_factory=list)
     ingest: IngestSummary | None = None
+    scores: list[ScoreRun] = field(default_factory=list)
 
     @property
     def outputs(self) -> int:
@@ -99,10 +101,13 @@ def load_demo(
     *,
     progress: LoadProgress | None = None,
     meta: dict[str, str] | None = None,
+    score_as_of: dt.date | None = None,
 ) -> DemoSummary:
     """Import and ingest the demo ``files`` into ``store`` and mark every row as demo data.
 
-    ``meta`` is kept in the store's meta table (seed, scale, reference time).
+    ``meta`` is kept in the store's meta table (seed, scale, reference time). With
+    ``score_as_of``, every shipped scoring profile is computed as of that date, as
+    ``reachmeter score`` would.
     """
 
     def report(stage: str, done: int, total: int) -> None:
@@ -137,9 +142,17 @@ def load_demo(
     _mark_demo(store)
     for key, value in sorted((meta or {}).items()):
         store.set_meta(f"demo_{key}", value)
+    scores: list[ScoreRun] = []
+    if score_as_of is not None:
+        names = builtin_profiles()
+        for done, name in enumerate(names):
+            report("scores", done, len(names))
+            scores.append(compute_scores(store, load_profile(name), as_of=score_as_of))
+        report("scores", len(names), len(names))
     summary = summarise_store(store)
     summary.imports = imports
     summary.ingest = ingest
+    summary.scores = scores
     return summary
 
 
