@@ -12,14 +12,17 @@ checked against the targets (30 s, 500 MB).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import random
 import resource
 import tempfile
 import time
+from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
 import orjson
+
+from _child import run_in_child
 
 MONTHS = [f"2025-{m:02d}" for m in range(1, 13)]
 MONTH_HEADINGS = [
@@ -105,7 +108,7 @@ def write_json(path: Path, items: list[tuple[int, list[int]]]) -> None:
         handle.write(b"\n]}\n")
 
 
-def _import_child(path: str, db: str, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _import_child(path: str, db: str, results: Queue[Any]) -> None:
     from reachmeter.store import open_store
     from reachmeter.usage.importer import import_counter
 
@@ -120,13 +123,10 @@ def _import_child(path: str, db: str, results: multiprocessing.Queue) -> None:  
 
 
 def import_in_child(path: Path, db: Path) -> tuple[str, int, list[str], float, int]:
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    child = context.Process(target=_import_child, args=(str(path), str(db), results))
-    child.start()
-    outcome = results.get()
-    child.join()
-    return outcome  # type: ignore[no-any-return]
+    outcome: tuple[str, int, list[str], float, int] = run_in_child(
+        _import_child, str(path), str(db)
+    )
+    return outcome
 
 
 def main() -> None:

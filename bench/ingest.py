@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import multiprocessing
 import random
 import resource
 import tempfile
 import time
 import uuid
+from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
 import orjson
+
+from _child import run_in_child
 
 SOURCES = (
     ("twitter", "discusses", 0.55),
@@ -76,7 +79,7 @@ def parse_only(path: Path) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def _ingest_child(path: str, db: str, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _ingest_child(path: str, db: str, results: Queue[Any]) -> None:
     from reachmeter.ingest import ingest_paths
     from reachmeter.store import open_store
 
@@ -90,13 +93,8 @@ def _ingest_child(path: str, db: str, results: multiprocessing.Queue) -> None:  
 
 
 def ingest_in_child(path: Path, db: Path) -> tuple[int, int, int, float, int]:
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    child = context.Process(target=_ingest_child, args=(str(path), str(db), results))
-    child.start()
-    outcome = results.get()
-    child.join()
-    return outcome  # type: ignore[no-any-return]
+    outcome: tuple[int, int, int, float, int] = run_in_child(_ingest_child, str(path), str(db))
+    return outcome
 
 
 def main() -> None:
