@@ -11,6 +11,7 @@ from reachmeter.store.schema import (
     Account,
     Correction,
     Event,
+    EventMatch,
     Evidence,
     Group,
     Observation,
@@ -19,6 +20,9 @@ from reachmeter.store.schema import (
     Person,
     QuarantinedRecord,
     Run,
+    Score,
+    ScoreFlag,
+    ScoringMethod,
     Source,
 )
 
@@ -31,10 +35,14 @@ COUNTED = {
     "sources": Source,
     "evidence": Evidence,
     "events": Event,
+    "event_matches": EventMatch,
     "observations": Observation,
     "corrections": Correction,
     "quarantined": QuarantinedRecord,
     "runs": Run,
+    "scores": Score,
+    "score_flags": ScoreFlag,
+    "scoring_methods": ScoringMethod,
 }
 
 
