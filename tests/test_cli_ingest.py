@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from reachmeter.cli import app
@@ -69,3 +70,35 @@ def test_export_then_ingest_again_loses_nothing(store_url: str, tmp_path: Path) 
             app, ["export", "events", "--format", "jsonl", "--db", copy, "-o", str(round_trip)]
         )
         assert round_trip.read_bytes() == original.read_bytes(), fmt
+
+
+def test_exported_outputs_import_again_unchanged(tmp_path: Path) -> None:
+    first = str(tmp_path / "first.db")
+    catalogue = Path(__file__).parent / "fixtures" / "catalog" / "outputs.csv"
+    assert runner.invoke(app, ["import", "outputs", "--db", first, str(catalogue)]).exit_code == 0
+    exported = tmp_path / "outputs.csv"
+    result = runner.invoke(
+        app, ["export", "outputs", "--format", "csv", "--db", first, "-o", str(exported)]
+    )
+    assert result.exit_code == 0, result.output
+    second = str(tmp_path / "second.db")
+    again = runner.invoke(app, ["import", "outputs", "--db", second, str(exported)])
+    assert again.exit_code == 0, again.output
+    round_trip = tmp_path / "round.csv"
+    runner.invoke(
+        app, ["export", "outputs", "--format", "csv", "--db", second, "-o", str(round_trip)]
+    )
+    assert round_trip.read_text() == exported.read_text()
+    assert len(exported.read_text().splitlines()) > 2
+
+
+def test_the_database_url_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "from-env.db"
+    monkeypatch.setenv("REACHMETER_DATABASE_URL", str(db))
+    result = runner.invoke(app, ["ingest", str(FIXTURES / "mentions.csv")])
+    assert result.exit_code == 0, result.output
+    stats = runner.invoke(app, ["stats", "--json"])
+    assert json.loads(stats.stdout)["tables"]["events"] == 3
+    assert db.exists()

@@ -15,6 +15,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import select
 
+from reachmeter.matching.identifiers import SCHEME_ORDER
 from reachmeter.store import Store
 from reachmeter.store.schema import Correction, Event, Output, OutputIdentifier
 
@@ -142,11 +143,25 @@ def _output_dicts(store: Store) -> Iterator[dict[str, Any]]:
                 "venue": output.venue or "",
                 "published_on": output.published_on.isoformat() if output.published_on else "",
             }
-            own = identifiers.get(output.id, [])
+            own = sorted(identifiers.get(output.id, []), key=_identifier_order)
             for scheme in OUTPUT_SCHEMES:
                 record[scheme] = next((value for s, value in own if s == scheme), "")
-            record["identifiers"] = " ".join(f"{s}:{v}" if s != "url" else v for s, v in own)
+            record["identifiers"] = " ".join(_spelling(s, v) for s, v in own)
             yield record
+
+
+# How each scheme is written so that reading it back gives the same identifier.
+_PREFIXES = {"doi": "doi:", "handle": "hdl:", "pmid": "pmid:", "arxiv": "arXiv:", "ssrn": "ssrn:"}
+
+
+def _identifier_order(identifier: tuple[str, str]) -> tuple[int, str]:
+    scheme, value = identifier
+    rank = SCHEME_ORDER.index(scheme) if scheme in SCHEME_ORDER else len(SCHEME_ORDER)
+    return rank, value
+
+
+def _spelling(scheme: str, value: str) -> str:
+    return _PREFIXES.get(scheme, "") + value
 
 
 def export_outputs(store: Store, stream: IO[bytes], fmt: str) -> int:
