@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from reachmeter.settings import Settings
 from reachmeter.store import Store, StoreError, open_store
@@ -45,3 +46,19 @@ def open_cli_store(db: str | Path | None) -> Store:
     except (StoreError, OSError) as exc:
         err_console.print(f"[red]error:[/red] cannot open the store {target}: {exc}")
         raise typer.Exit(2) from exc
+
+
+def progress_bar(counter: str) -> Progress:
+    """The progress bar of long commands, on stderr: description, bar, ``counter``, time.
+
+    ``counter`` is a Rich format for the count column, e.g. ``"{task.completed:,} records"``.
+    """
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn(counter),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )

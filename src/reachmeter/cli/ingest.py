@@ -8,10 +8,9 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reachmeter.cli.app import DbOption, app, console, err_console, open_cli_store
+from reachmeter.cli.app import DbOption, app, console, err_console, open_cli_store, progress_bar
 from reachmeter.ingest import FORMATS, ingest_paths
 from reachmeter.store.export import EXPORT_FORMATS, export_events, export_outputs
 from reachmeter.store.stats import store_counts
@@ -37,15 +36,7 @@ def ingest(
         )
         raise typer.Exit(2)
     store = open_cli_store(db)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,} records"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.completed:,} records") as bar:
         task = bar.add_task("ingesting", total=None)
         summary = ingest_paths(
             store, paths, fmt=fmt, progress=lambda done: bar.update(task, completed=done)

@@ -7,18 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
 from rich.table import Table
 from sqlalchemy import select
 
-from reachmeter.cli.app import DbOption, app, console, err_console, import_app, open_cli_store
+from reachmeter.cli.app import (
+    DbOption,
+    app,
+    console,
+    err_console,
+    import_app,
+    open_cli_store,
+    progress_bar,
+)
 from reachmeter.sources.runner import (
     RunSummary,
     SourceError,
@@ -137,15 +138,7 @@ def collect(
         err_console.print(f"[red]error:[/red] unknown source(s): {', '.join(unknown)}")
         raise typer.Exit(2)
     results: list[RunSummary] = []
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
+    with progress_bar("{task.fields[detail]}") as bar:
         for source_id in chosen:
             task = bar.add_task(source_id, total=None, detail="")
 
@@ -192,16 +185,8 @@ def import_counter_command(
 ) -> None:
     """Import COUNTER R5 / R5.1 reports (JSON, TSV, CSV, Excel); each whole or not at all."""
     store = open_cli_store(db)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("importing"),
-        BarColumn(),
-        TextColumn("{task.completed:,} observations"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("import", total=None)
+    with progress_bar("{task.completed:,} observations") as bar:
+        task = bar.add_task("importing", total=None)
         summary = import_counter(
             store, paths, progress=lambda done: bar.update(task, completed=done)
         )
