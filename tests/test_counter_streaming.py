@@ -16,6 +16,7 @@ from reachmeter.usage import counter, importer
 from reachmeter.usage.counter import scan_report
 from reachmeter.usage.importer import import_counter
 from tests.conftest import shared_data
+from tests.test_counter import _tsv
 
 
 def _count(store: Store, table: type) -> int:
@@ -61,30 +62,6 @@ def test_an_excel_twin_of_a_tsv_sample_gives_the_same_grand_total(
     assert again.files[0].grand_total == result.grand_total
     assert again.stored == 0
     assert _total(store) == excel_total
-
-
-def _tsv(tmp_path: Path, rows: list[str]) -> Path:
-    header = [
-        "Report_Name\tJournal Requests (Controlled)",
-        "Report_ID\tTR_J1",
-        "Release\t5.1",
-        "Institution_Name\tTest Library",
-        "Institution_ID\t",
-        "Metric_Types\tTotal_Item_Requests",
-        "Report_Filters\t",
-        "Report_Attributes\t",
-        "Exceptions\t",
-        "Reporting_Period\tBegin_Date=2022-01-01; End_Date=2022-02-28",
-        "Created\t2023-02-15T09:11:12Z",
-        "Created_By\tTest",
-        "Registry_Record\t",
-        "",
-        "Title\tPublisher\tPublisher_ID\tPlatform\tDOI\tProprietary_ID\tPrint_ISSN\tOnline_ISSN\t"
-        "URI\tMetric_Type\tReporting_Period_Total\tJan-2022\tFeb-2022",
-    ]
-    path = tmp_path / "report.tsv"
-    path.write_text("\n".join(header + rows) + "\n", encoding="utf-8")
-    return path
 
 
 def _row(number: int, total: int = 3) -> str:
