@@ -26,7 +26,6 @@ import base64
 import codecs
 import csv
 import gzip
-import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,21 +150,22 @@ def _events_in(document: Any) -> list[Any] | None:
     return None
 
 
-def _read_json_document(path: Path, data: bytes, origin_line: int = 1) -> Iterator[Item]:
+def _read_json_document(data: bytes) -> Iterator[Item]:
+    """The records of one JSON document, numbered by their place in it."""
     try:
         document = orjson.loads(data.removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError as exc:
-        yield origin_line, Problem(_json_error(exc), _preview(data))
+        yield 1, Problem(_json_error(exc), _preview(data))
         return
     if isinstance(document, dict) and isinstance(document.get("data"), dict):
         report = document["data"].get("report")
         if isinstance(report, dict):
-            yield from _usage_report_records(report, origin_line)
+            yield from _usage_report_records(report, 1)
             return
     records = _events_in(document)
     if records is None:
         yield (
-            origin_line,
+            1,
             Problem(
                 "JSON document is not an event, a list of events or an Event Data page",
                 _preview(data),
@@ -174,7 +174,7 @@ def _read_json_document(path: Path, data: bytes, origin_line: int = 1) -> Iterat
         return
     for index, record in enumerate(records, start=1):
         if isinstance(record, dict):
-            yield origin_line + index - 1 if origin_line > 1 else index, record
+            yield index, record
         else:
             yield (
                 index,
@@ -186,7 +186,8 @@ def _read_json_document(path: Path, data: bytes, origin_line: int = 1) -> Iterat
 
 
 def _read_json(path: Path) -> Iterator[Item]:
-    yield from _read_json_document(path, path.read_bytes())
+    # A usage report is one JSON document too: the same reader tells the shapes apart.
+    yield from _read_json_document(path.read_bytes())
 
 
 def _report_period(performance: Mapping[str, Any], header: Mapping[str, Any]) -> tuple[str, str]:
@@ -268,10 +269,6 @@ def _usage_report_records(report: Mapping[str, Any], line: int) -> Iterator[Item
                 )
 
 
-def _read_usage_report(path: Path) -> Iterator[Item]:
-    yield from _read_json_document(path, path.read_bytes())
-
-
 def _decoded_lines(path: Path, problems: list[Item]) -> Iterator[str]:
     """The lines of a file as text; a line that is not UTF-8 becomes a problem instead."""
     with path.open("rb") as handle:
@@ -329,7 +326,7 @@ def _read_vcr(path: Path) -> Iterator[Item]:
             yield index, Problem(f"interaction {index} has no response body", "")
             continue
         data = text.encode() if isinstance(text, str) else text
-        for _, item in _read_json_document(path, data):
+        for _, item in _read_json_document(data):
             yield index, item
 
 
@@ -340,15 +337,9 @@ def read_records(path: Path, fmt: str, *, max_line_bytes: int) -> Iterator[Item]
     if fmt == "json":
         return _read_json(path)
     if fmt == "usage-report":
-        return _read_usage_report(path)
+        return _read_json(path)
     if fmt == "csv":
         return _read_csv(path)
     if fmt == "vcr":
         return _read_vcr(path)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-
-def sniff_text(path: Path) -> str:
-    """The first bytes of a file as text, for error messages about unknown formats."""
-    with path.open("rb") as handle:
-        return io.TextIOWrapper(io.BytesIO(handle.read(300)), errors="replace").read()
