@@ -388,3 +388,7 @@ class ScoreFlag(Base):
     subj_author: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     detected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+# The tables of the other parts, declared in their own modules on the same metadata.
+from reachmeter.store import schema_monitor, schema_social, schema_web  # noqa: E402, F401

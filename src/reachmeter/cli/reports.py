@@ -1,0 +1,5 @@
+"""Reports: ``report``."""
+
+from __future__ import annotations
+
+from reachmeter.cli.app import app  # noqa: F401  (commands register on it)

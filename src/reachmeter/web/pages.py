@@ -1,0 +1,7 @@
+"""The dashboard pages, server-rendered with Jinja2."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
