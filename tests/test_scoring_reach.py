@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from reachmeter.cli import app
 from reachmeter.scoring import compute_scores, load_profile
 from reachmeter.scoring.accounts import AccountPoint, account_kpis, account_report, months
+from reachmeter.scoring.explain import explain_account, explain_person
 from reachmeter.scoring.reach import h_index, percentile_of, reach_report
 from reachmeter.store import Store
 from reachmeter.store.schema import Account, Group, Observation, PersonGroup
@@ -129,11 +130,25 @@ def test_reach_of_a_person_and_a_group(store: Store) -> None:
     assert group_report["components"]["attention_total"]["value"] == 24.5
     assert group_report["components"]["attention_h_index"]["value"] == 1
     assert group_report["outputs"] == sorted([first, second])
+    explained = explain_person(store, ada, "default", day)
+    assert explained["components"] == parts
+    # Down to each observation and event, with its evidence.
+    (followers,) = explained["inputs"]["audience"]
+    assert followers["observation_key"] == "ada-followers"
+    assert followers["value"] == 150
+    assert followers["evidence"]["id"] == b.evidence_id
+    (posted,) = explained["inputs"]["posting_events"]
+    assert posted["author"] == "https://twitter.com/ada"
+    assert posted["occurred_at"] == "2025-04-01T12:00:00+00:00"
+    assert posted["evidence"]["id"] == b.evidence_id
+    assert [o["explain"] for o in explained["outputs"]] == [f"reachmeter explain output:{first}"]
     if store.dialect == "sqlite":  # the CLI opens the same file
         db = str(store.engine.url.database)
         result = runner.invoke(app, ["explain", f"person:{ada}", "--db", db])
         assert result.exit_code == 0, result.output
         assert "attention_total" in result.output
+        assert "obs" in result.output
+        assert f"event {posted['event_id']}" in result.output
 
 
 def test_account_report_counts_share_of_voice_from_events(store: Store) -> None:
@@ -149,5 +164,8 @@ def test_account_report_counts_share_of_voice_from_events(store: Store) -> None:
     report = account_report(store, account_id, JAN[0], JAN[1])
     assert report["kpis"][0]["mentions_of_outputs"] == 1
     assert report["kpis"][0]["share_of_voice"] == 25.0
+    explained = explain_account(store, account_id, JAN[0], JAN[1])
+    assert [m["author"] for m in explained["own_mentions"]] == ["https://twitter.com/ada"]
+    assert explained["own_mentions"][0]["evidence"]["id"] == b.evidence_id
     with pytest.raises(LookupError):
         account_report(store, 999, JAN[0], JAN[1])

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TextIO
 
 import orjson
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from reachmeter.cli.app import DbOption, app, console, err_console, import_app, open_cli_store
@@ -28,7 +29,12 @@ from reachmeter.scoring import (
 )
 from reachmeter.scoring.accounts import account_report
 from reachmeter.scoring.altmetric import compare_with_altmetric, import_altmetric
-from reachmeter.scoring.explain import ExplainError, explain_output
+from reachmeter.scoring.explain import (
+    ExplainError,
+    explain_account,
+    explain_output,
+    explain_person,
+)
 from reachmeter.scoring.reach import reach_report
 from reachmeter.store import Store
 
@@ -310,10 +316,10 @@ def _explain_other(
     try:
         if kind == "account":
             end = day or dt.datetime.now(dt.UTC).date()
-            return account_report(store, number, end - dt.timedelta(days=364), end)
+            return explain_account(store, number, end - dt.timedelta(days=364), end)
         scored = _scored_day(store, profile_name, day)
         if kind == "person":
-            return reach_report(store, profile_name, scored, person_id=number)
+            return explain_person(store, number, profile_name, scored)
         return reach_report(store, profile_name, scored, group_id=number)
     except LookupError as exc:
         raise _fail(str(exc)) from exc
@@ -335,6 +341,36 @@ def _print_reach(result: dict[str, Any]) -> None:
         table.add_row(name, shown, *pcts)
     console.print(table)
     console.print(f"outputs: {len(result['outputs'])}")
+    if "inputs" in result:
+        _print_inputs(
+            [(name, item) for name, items in result["inputs"].items() for item in items],
+            "what each component was computed from",
+        )
+
+
+def _print_inputs(items: list[tuple[str, dict[str, Any]]], title: str) -> None:
+    """Observations and events behind a reach or KPI explanation, each with its evidence."""
+    if not items:
+        return
+    table = Table("for", "id", "what", "value / date", "evidence", title=title)
+    for name, item in items:
+        evidence = item.get("evidence", {})
+        where = f"{evidence.get('source_id', '')} {evidence.get('request_url') or ''}".strip()
+        if "observation_id" in item:
+            period = item.get("period") or [item.get("period_start"), None]
+            shown = f"{item['value']:g} ({period[0] or item['observed_at'][:10]})"
+            table.add_row(
+                name, f"obs {item['observation_id']}", item["metric"], shown, escape(where)
+            )
+        else:
+            table.add_row(
+                name,
+                f"event {item['event_id']}",
+                escape(f"{item['source_id']} {item['author'] or item['subj_id']}"),
+                (item["occurred_at"] or "")[:10],
+                escape(where),
+            )
+    console.print(table)
 
 
 def _print_kpis(result: dict[str, Any]) -> None:
@@ -361,6 +397,12 @@ def _print_kpis(result: dict[str, Any]) -> None:
             row["period"][0][:7], *("-" if row[n] is None else f"{row[n]:g}" for n in names)
         )
     console.print(table)
+    if "own_mentions" in result:
+        _print_inputs(
+            [(p["metric"], p) for p in result["observations"] if "evidence" in p]
+            + [("share_of_voice", e) for e in result["own_mentions"]],
+            "observations and mentions behind the KPIs",
+        )
 
 
 @reach_app.command("person")

@@ -163,6 +163,7 @@ def account_report(store: Store, account_id: int, start: dt.date, end: dt.date) 
         key = account_key(account.url or account.handle)
         own: dict[dt.date, int] = defaultdict(int)
         everyone: dict[dt.date, int] = defaultdict(int)
+        own_ids: list[int] = []
         low = dt.datetime.combine(periods[0][0], dt.time(), tzinfo=dt.UTC) if periods else None
         if low is not None:
             rows = connection.execute(
@@ -171,14 +172,16 @@ def account_report(store: Store, account_id: int, start: dt.date, end: dt.date) 
                 .where(Event.source_id.in_(sources), Event.occurred_at >= low)
                 .distinct()
             )
-            for _event_id, author, when in rows:
+            for event_id, author, when in rows:
                 month = when.date().replace(day=1)
                 everyone[month] += 1
                 if account_key(author) == key:
                     own[month] += 1
+                    own_ids.append(int(event_id))
     return {
         "kind": "account",
         "account": dict(account._mapping),
         "kpis": account_kpis(points, periods, own, everyone),
         "observations": [p._asdict() for p in points],
+        "own_mention_event_ids": sorted(own_ids),
     }

@@ -13,9 +13,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from reachmeter.scoring.accounts import account_report
 from reachmeter.scoring.compute import ObservationPoint, as_of_end, attention, observation_totals
 from reachmeter.scoring.load import author_expr, load_outputs, members_of
 from reachmeter.scoring.profiles import Profile
+from reachmeter.scoring.reach import reach_report
 from reachmeter.scoring.run import read_score
 from reachmeter.store import Store
 from reachmeter.store.schema import (
@@ -29,7 +31,7 @@ from reachmeter.store.schema import (
     ScoreFlag,
 )
 
-__all__ = ["ExplainError", "explain_output"]
+__all__ = ["ExplainError", "explain_account", "explain_output", "explain_person"]
 
 
 class ExplainError(LookupError):
@@ -287,3 +289,118 @@ def explain_output(
         ],
         "flags": all_flags,
     }
+
+
+def _observation_details(connection: Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
+    """Observations by id, each with its evidence record."""
+    if not ids:
+        return {}
+    rows = connection.execute(
+        select(
+            Observation.id,
+            Observation.observation_key,
+            Observation.metric,
+            Observation.source_id,
+            Observation.value,
+            Observation.period_start,
+            Observation.period_end,
+            Observation.observed_at,
+            Observation.evidence_id,
+        ).where(Observation.id.in_(sorted(ids)))
+    ).all()
+    evidence = _evidence(connection, {int(r.evidence_id) for r in rows})
+    return {
+        int(r.id): {
+            "observation_id": int(r.id),
+            "observation_key": r.observation_key,
+            "metric": r.metric,
+            "source_id": r.source_id,
+            "value": r.value,
+            "period": [_iso(r.period_start), _iso(r.period_end)],
+            "observed_at": _iso(r.observed_at),
+            "evidence": evidence.get(int(r.evidence_id), {}),
+        }
+        for r in rows
+    }
+
+
+def _event_details(connection: Connection, ids: set[int]) -> dict[int, dict[str, Any]]:
+    """Events by id, each with its evidence record."""
+    if not ids:
+        return {}
+    rows = connection.execute(
+        select(
+            Event.id,
+            Event.event_key,
+            Event.source_id,
+            author_expr.label("author"),
+            Event.subj_id,
+            Event.obj_id,
+            Event.occurred_at,
+            Event.evidence_id,
+            Event.evidence_url,
+        ).where(Event.id.in_(sorted(ids)))
+    ).all()
+    evidence = _evidence(connection, {int(r.evidence_id) for r in rows})
+    return {
+        int(r.id): {
+            "event_id": int(r.id),
+            "event_key": r.event_key,
+            "source_id": r.source_id,
+            "author": r.author,
+            "subj_id": r.subj_id,
+            "obj_id": r.obj_id,
+            "occurred_at": _iso(r.occurred_at),
+            "evidence": {**evidence.get(int(r.evidence_id), {}), "url": r.evidence_url},
+        }
+        for r in rows
+    }
+
+
+def explain_person(
+    store: Store, person_id: int, profile_name: str, as_of: dt.date
+) -> dict[str, Any]:
+    """A person's reach, component by component, down to the observations and events (with
+    their evidence) each component was computed from, and the stored score of each output."""
+    report = reach_report(store, profile_name, as_of, person_id=person_id)
+    inputs: dict[str, list[int]] = report.pop("inputs")
+    observation_ids = {i for name, ids in inputs.items() if "events" not in name for i in ids}
+    event_ids = {i for name, ids in inputs.items() if "events" in name for i in ids}
+    output_ids = [int(o["output_id"]) for o in report["outputs"]]
+    with store.engine.connect() as connection:
+        observations = _observation_details(connection, observation_ids)
+        events = _event_details(connection, event_ids)
+        titles = {
+            int(i): t
+            for i, t in connection.execute(
+                select(Output.id, Output.title).where(Output.id.in_(output_ids))
+            )
+        }
+    for output in report["outputs"]:
+        output["title"] = titles.get(int(output["output_id"]))
+        output["explain"] = f"reachmeter explain output:{output['output_id']}"
+    report["inputs"] = {
+        name: [
+            (events if "events" in name else observations)[i]
+            for i in ids
+            if i in (events if "events" in name else observations)
+        ]
+        for name, ids in inputs.items()
+    }
+    return report
+
+
+def explain_account(store: Store, account_id: int, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """An account's KPIs per month, with each observation's evidence and the mentions of
+    tracked outputs it posted (its share of voice)."""
+    report = account_report(store, account_id, start, end)
+    ids = {int(point["observation_id"]) for point in report["observations"]}
+    with store.engine.connect() as connection:
+        details = _observation_details(connection, ids)
+        mentions = _event_details(connection, set(report.pop("own_mention_event_ids")))
+    report["own_mentions"] = [mentions[i] for i in sorted(mentions)]
+    for point in report["observations"]:
+        point["evidence"] = details[int(point["observation_id"])]["evidence"]
+        for key in ("period_start", "period_end", "observed_at"):
+            point[key] = _iso(point[key])
+    return report

@@ -120,15 +120,20 @@ def _load(store: Store, profile_name: str, as_of: dt.date) -> dict[str, Any]:
             ).where(Account.owner_person_id.is_not(None))
         ).all()  # fmt: skip
         account_ids = [int(a.id) for a in accounts]
-        followers: dict[int, tuple[dt.datetime, float]] = {}
+        followers: dict[int, tuple[dt.datetime, float, int]] = {}
         engagement: dict[int, float] = defaultdict(float)
         search: dict[int, float] = defaultdict(float)
         posted: dict[int, set[dt.date]] = defaultdict(set)
-        for account_id, metric, value, period_start, observed_at in connection.execute(
+        # What each account's components were computed from: observation ids per component,
+        # and the ids of the events its owner posted (for posting regularity).
+        used: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for obs_id, account_id, metric, value, period_start, observed_at in connection.execute(
             select(
-                Observation.account_id, Observation.metric, Observation.value,
+                Observation.id, Observation.account_id, Observation.metric, Observation.value,
                 Observation.period_start, Observation.observed_at,
-            ).where(Observation.account_id.in_(account_ids), Observation.observed_at < end)
+            )
+            .where(Observation.account_id.in_(account_ids), Observation.observed_at < end)
+            .order_by(Observation.id)
         ):  # fmt: skip
             if account_id is None:
                 continue
@@ -137,23 +142,29 @@ def _load(store: Store, profile_name: str, as_of: dt.date) -> dict[str, Any]:
             if metric == "followers":
                 known = followers.get(account_id)
                 if known is None or observed_at >= known[0]:
-                    followers[account_id] = (observed_at, float(value))
+                    followers[account_id] = (observed_at, float(value), int(obs_id))
             elif metric == "engagements" and day > year_ago:
                 engagement[account_id] += float(value)
+                used[account_id]["engagement"].append(int(obs_id))
             elif metric in ("search_impressions", "search-impressions") and day > year_ago:
                 search[account_id] += float(value)
+                used[account_id]["web_search"].append(int(obs_id))
             elif metric == "posts" and value > 0 and day.replace(day=1) in recent_months:
                 posted[account_id].add(day.replace(day=1))
+                used[account_id]["posting_observations"].append(int(obs_id))
+        for account_id, (_when, _value, obs_id) in followers.items():
+            used[account_id]["audience"].append(obs_id)
         by_key = {account_key(a.url or a.handle): int(a.id) for a in accounts}
         start = dt.datetime.combine(min(recent_months), dt.time(), tzinfo=dt.UTC)
-        for author, occurred_at in connection.execute(
-            select(author_expr, Event.occurred_at).where(
+        for event_id, author, occurred_at in connection.execute(
+            select(Event.id, author_expr, Event.occurred_at).where(
                 Event.occurred_at >= start, Event.occurred_at < end
             )
         ):
             account_id = by_key.get(account_key(author))
             if account_id is not None:
                 posted[account_id].add(occurred_at.date().replace(day=1))
+                used[account_id]["posting_events"].append(int(event_id))
         groups = {
             int(i): (name, int(parent) if parent is not None else None)
             for i, name, parent in connection.execute(select(Group.id, Group.name, Group.parent_id))
@@ -172,6 +183,7 @@ def _load(store: Store, profile_name: str, as_of: dt.date) -> dict[str, Any]:
         "engagement": engagement,
         "search": search,
         "posted": posted,
+        "used": used,
         "groups": groups,
         "members": members,
     }
@@ -194,10 +206,17 @@ def _person_parts(data: Mapping[str, Any], person_id: int) -> dict[str, Any]:
         return round(100.0 * len(months) / 12, 2)
 
     followers = [data["followers"][i][1] for i in social + blogs if i in data["followers"]]
+    inputs: dict[str, list[int]] = defaultdict(list)
+    for account_id in social + blogs:
+        for component, ids in data["used"].get(account_id, {}).items():
+            if component.startswith("posting") and account_id in blogs:
+                component = component.replace("posting", "blogging")
+            inputs[component].extend(ids)
     searches = [data["search"][i] for i in social + blogs if i in data["search"]]
     return {
         "outputs": outputs,
         "accounts": [int(a.id) for a in own],
+        "inputs": {name: sorted(ids) for name, ids in sorted(inputs.items())},
         "values": {
             "attention_total": round(sum(s[0] for s in scored), 6),
             "attention_h_index": h_index(s[0] for s in scored),
@@ -311,6 +330,7 @@ def reach_report(
                 for o in part["outputs"]
             ],
             "accounts": part["accounts"],
+            "inputs": part["inputs"],
         }
     if group_id is None or group_id not in data["groups"]:
         raise LookupError(f"no group with id {group_id}")
