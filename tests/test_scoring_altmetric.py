@@ -10,15 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from reachmeter.cli import app
-from reachmeter.scoring import compute_scores, load_profile, read_score
-from reachmeter.scoring.altmetric import (
+from reachmeter.imports.altmetric import (
     AltmetricFileError,
-    compare_with_altmetric,
     import_altmetric,
     post_author,
     read_altmetric_file,
-    spearman,
 )
+from reachmeter.scoring import compute_scores, load_profile, read_score
+from reachmeter.scoring.altmetric import compare_with_altmetric, spearman
 from reachmeter.store import Store
 from tests.conftest import shared_data
 

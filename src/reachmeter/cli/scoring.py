@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from reachmeter.cli.app import DbOption, app, console, err_console, import_app, open_cli_store
+from reachmeter.imports.altmetric import import_altmetric
 from reachmeter.matching.identifiers import IdentifierError, normalize
 from reachmeter.scoring import (
     Profile,
@@ -28,7 +29,7 @@ from reachmeter.scoring import (
     update_scores,
 )
 from reachmeter.scoring.accounts import account_report
-from reachmeter.scoring.altmetric import compare_with_altmetric, import_altmetric
+from reachmeter.scoring.altmetric import compare_with_altmetric
 from reachmeter.scoring.explain import (
     ExplainError,
     explain_account,
