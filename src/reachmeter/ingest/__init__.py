@@ -34,7 +34,8 @@ from reachmeter.records import (
 )
 from reachmeter.settings import Settings
 from reachmeter.store import Store
-from reachmeter.store.schema import Event, Run
+from reachmeter.store.runs import finish_run, start_run
+from reachmeter.store.schema import Event
 from reachmeter.store.writer import (
     BatchResult,
     FactWriter,
@@ -93,32 +94,22 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _start_run(store: Store, paths: list[Path]) -> int:
-    with store.session() as session:
-        run = Run(kind="ingest", source_id=None, detail={"paths": [str(p) for p in paths]})
-        session.add(run)
-        session.flush()
-        return run.id
-
-
 def _finish_run(store: Store, run_id: int, summary: IngestSummary, status: str) -> None:
-    with store.session() as session:
-        run = session.get(Run, run_id)
-        if run is None:  # pragma: no cover - the row was written at the start
-            return
-        run.finished_at = dt.datetime.now(dt.UTC)
-        run.status = status
-        run.read = summary.read
-        run.stored = summary.stored + summary.observations + summary.corrections
-        run.duplicates = summary.duplicates
-        run.quarantined = summary.quarantined
-        run.detail = {
-            **run.detail,
+    finish_run(
+        store,
+        run_id,
+        status,
+        read=summary.read,
+        stored=summary.stored + summary.observations + summary.corrections,
+        duplicates=summary.duplicates,
+        quarantined=summary.quarantined,
+        detail={
             "events": summary.stored,
             "observations": summary.observations,
             "corrections": summary.corrections,
             "matched": summary.matched,
-        }
+        },
+    )
 
 
 def _bulk_load_expected(store: Store, paths: list[Path]) -> bool:
@@ -150,7 +141,7 @@ def ingest_paths(
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     files = [Path(p) for p in paths]
     summary = IngestSummary()
-    run_id = _start_run(store, files)
+    run_id = start_run(store, "ingest", detail={"paths": [str(p) for p in files]})
     summary.run_id = run_id
     writer = FactWriter(store, run_id=run_id)
     bulk = _bulk_load_expected(store, files)

@@ -28,7 +28,8 @@ from reachmeter.settings import Settings
 from reachmeter.sources.base import Page, Skipped, Source, SourceContext, SourceSettings
 from reachmeter.store import Store
 from reachmeter.store.catalog import CatalogError, upsert_output, upsert_person
-from reachmeter.store.schema import Output, OutputIdentifier, Run, SourceCursor
+from reachmeter.store.runs import finish_run, start_run
+from reachmeter.store.schema import Account, Output, OutputIdentifier, SourceCursor
 from reachmeter.store.schema import Source as SourceRow
 from reachmeter.store.writer import FactWriter, Quarantine, ensure_evidence
 
@@ -155,6 +156,24 @@ def _targets(store: Store) -> Callable[[str], list[str]]:
     return targets
 
 
+def _accounts(store: Store) -> Callable[[str], list[str]]:
+    cache: dict[str, list[str]] = {}
+
+    def accounts(platform: str) -> list[str]:
+        if platform not in cache:
+            with store.engine.connect() as connection:
+                cache[platform] = list(
+                    connection.execute(
+                        select(Account.handle)
+                        .where(Account.platform == platform, Account.is_demo.is_(False))
+                        .order_by(Account.handle)
+                    ).scalars()
+                )
+        return cache[platform]
+
+    return accounts
+
+
 def _redact_text(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "REDACTED")
@@ -263,10 +282,7 @@ def run_source(
             c.stream: c.value
             for c in session.scalars(select(SourceCursor).where(SourceCursor.source_id == cls.id))
         }
-        run = Run(kind="collect", source_id=source_id, detail={"source_version": cls.version})
-        session.add(run)
-        session.flush()
-        summary.run_id = run.id
+    summary.run_id = start_run(store, "collect", source_id, detail={"source_version": cls.version})
     source = cls(source_settings)
     secrets = source.secrets()
     own_client = http is None
@@ -279,6 +295,7 @@ def run_source(
         settings=source_settings,
         cursors=cursors,
         targets=_targets(store),
+        accounts=_accounts(store),
         collected_at=collected_at,
         secrets=secrets,
     )
@@ -327,25 +344,27 @@ def _finish(
         {key: value for key, value in request.items() if value is not None}
         for request in failed_requests[:_MAX_ERRORS_KEPT]
     ]
+    if summary.run_id is not None:
+        finish_run(
+            store,
+            summary.run_id,
+            summary.status,
+            read=summary.fetched,
+            stored=summary.stored,
+            duplicates=summary.duplicates,
+            quarantined=summary.quarantined,
+            errors=len(summary.errors),
+            detail={
+                "outputs": summary.outputs,
+                "skipped": summary.skipped,
+                "failed_requests": secrets_free,
+                "errors": summary.errors[:_MAX_ERRORS_KEPT],
+            },
+        )
     with store.session() as session:
-        run = session.get(Run, summary.run_id)
         row = session.get(SourceRow, cls.id)
-        if run is None or row is None:  # pragma: no cover - written at the start
+        if row is None:  # pragma: no cover - written at the start
             return
-        run.finished_at = dt.datetime.now(dt.UTC)
-        run.status = summary.status
-        run.read = summary.fetched
-        run.stored = summary.stored
-        run.duplicates = summary.duplicates
-        run.quarantined = summary.quarantined
-        run.errors = len(summary.errors)
-        run.detail = {
-            **(run.detail or {}),
-            "outputs": summary.outputs,
-            "skipped": summary.skipped,
-            "failed_requests": secrets_free,
-            "errors": summary.errors[:_MAX_ERRORS_KEPT],
-        }
         if summary.status == "failed":
             row.consecutive_failures = (row.consecutive_failures or 0) + 1
             if row.consecutive_failures >= PAUSE_AFTER:

@@ -31,7 +31,8 @@ from reachmeter import __version__
 from reachmeter.records import ObservationRecord
 from reachmeter.settings import Settings
 from reachmeter.store import Store
-from reachmeter.store.schema import Observation, Run
+from reachmeter.store.runs import finish_run, start_run
+from reachmeter.store.schema import Observation
 from reachmeter.store.writer import FactWriter, ensure_evidence, storage_time
 from reachmeter.usage.counter import (
     CounterError,
@@ -434,13 +435,9 @@ def import_counter(
     del settings
     files = [Path(p) for p in paths]
     summary = CounterImportSummary()
-    with store.session() as session:
-        run = Run(
-            kind="import", source_id=COUNTER_SOURCE_ID, detail={"paths": list(map(str, files))}
-        )
-        session.add(run)
-        session.flush()
-        summary.run_id = run.id
+    summary.run_id = start_run(
+        store, "import", COUNTER_SOURCE_ID, detail={"paths": list(map(str, files))}
+    )
     done = 0
     # Reports make millions of short-lived acyclic objects; the cycle collector would scan
     # them over and over for nothing (reference counting still frees them).
@@ -484,23 +481,18 @@ def import_counter(
 
 
 def _finish_run(store: Store, summary: CounterImportSummary) -> None:
-    with store.session() as session:
-        run = session.get(Run, summary.run_id)
-        if run is None:  # pragma: no cover - written at the start
-            return
-        imported = [f for f in summary.files if f.status == "imported"]
-        run.finished_at = dt.datetime.now(dt.UTC)
-        run.status = (
-            "ok"
-            if len(imported) == len(summary.files)
-            else ("failed" if not imported else "partial")
-        )
-        run.read = sum(f.rows for f in summary.files)
-        run.stored = summary.stored
-        run.duplicates = sum(f.duplicates for f in summary.files)
-        run.errors = len(summary.files) - len(imported)
-        run.detail = {
-            **run.detail,
+    if summary.run_id is None:  # pragma: no cover - set by start_run
+        return
+    imported = [f for f in summary.files if f.status == "imported"]
+    finish_run(
+        store,
+        summary.run_id,
+        "ok" if len(imported) == len(summary.files) else ("failed" if not imported else "partial"),
+        read=sum(f.rows for f in summary.files),
+        stored=summary.stored,
+        duplicates=sum(f.duplicates for f in summary.files),
+        errors=len(summary.files) - len(imported),
+        detail={
             "files": [
                 {
                     "origin": f.origin,
@@ -512,4 +504,5 @@ def _finish_run(store: Store, summary: CounterImportSummary) -> None:
                 }
                 for f in summary.files
             ],
-        }
+        },
+    )
