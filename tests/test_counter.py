@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from reachmeter.scoring import compute_scores, load_profile, read_score
 from reachmeter.store import Store
 from reachmeter.store.schema import Observation
 from reachmeter.usage.counter import SushiException, check_report, read_report
 from reachmeter.usage.importer import import_counter
 from tests.conftest import shared_data
+from tests.fixtures.scoring.builder import Builder
 
 
 def _cop5_pairs() -> list[tuple[str, str]]:
@@ -158,3 +161,32 @@ def test_duplicates_bad_totals_dates_and_issns_are_each_listed(tmp_path: Path) -
     assert "line 18: Print_ISSN '12345678' is not an ISSN" in text
     assert "line 18: Reporting_Period_Total 9 is not the sum of its months (3)" in text
     assert "is not valid dates" in text
+
+
+def test_item_usage_counts_in_the_score_and_a_corrected_reissue_replaces_it(
+    store: Store, tmp_path: Path
+) -> None:
+    output_id = Builder(store).output("10.1234/a")
+    unique = "J A\tP\t\tPl\t10.1234/a\t\t1234-5678\t\t\tUnique_Item_Requests\t3\t1\t2"
+    total = "J A\tP\t\tPl\t10.1234/a\t\t1234-5678\t\t\tTotal_Item_Requests\t9\t4\t5"
+    first = _tsv(tmp_path, [unique, total])
+    assert import_counter(store, [first]).files[0].status == "imported"
+    day = dt.date(2023, 12, 31)
+    profile = load_profile("default")
+    compute_scores(store, profile, day)
+    score = read_score(store, output_id, "default", day)
+    assert score is not None
+    assert score["breakdown"]["sources"]["usage"]["count"] == 3  # unique requests only
+    # The publisher re-issues the report with corrected figures (a later Created date).
+    corrected = tmp_path / "corrected.tsv"
+    corrected.write_text(
+        first.read_text(encoding="utf-8")
+        .replace("2023-02-15T09:11:12Z", "2023-03-01T08:00:00Z")
+        .replace("Unique_Item_Requests\t3\t1\t2", "Unique_Item_Requests\t6\t4\t2"),
+        encoding="utf-8",
+    )
+    assert import_counter(store, [corrected]).files[0].status == "imported"
+    compute_scores(store, profile, day)
+    score = read_score(store, output_id, "default", day)
+    assert score is not None
+    assert score["breakdown"]["sources"]["usage"]["count"] == 6  # not 3 + 6

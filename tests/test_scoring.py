@@ -24,7 +24,14 @@ from reachmeter.scoring import (
     read_score,
     update_scores,
 )
-from reachmeter.scoring.compute import NO_DATE, NO_MENTIONS, NO_VENUE, ContextInput
+from reachmeter.scoring.compute import (
+    NO_DATE,
+    NO_MENTIONS,
+    NO_VENUE,
+    ContextInput,
+    ObservationPoint,
+    observation_totals,
+)
 from reachmeter.scoring.explain import explain_output
 from reachmeter.store import Store
 from reachmeter.store.schema import Score
@@ -133,6 +140,27 @@ def test_attention_weighs_distinct_authors_and_caps_wikipedia() -> None:
         "social-media": 3.0,
         "citations": 2.0,
     }
+
+
+def test_usage_figures_reissued_or_in_two_reports_count_once() -> None:
+    jan, feb = dt.date(2025, 1, 1), dt.date(2025, 2, 1)
+    first, reissue = at("2025-03-01"), at("2025-04-01")
+    points = [
+        ObservationPoint("unique-item-requests", "counter", 10, False, first, jan, "IR"),
+        ObservationPoint("unique-item-requests", "counter", 4, False, first, feb, "IR"),
+        # A corrected re-issue of the IR replaces January's figure.
+        ObservationPoint("unique-item-requests", "counter", 12, False, reissue, jan, "IR"),
+        # The same item's February in another report counts once (the larger figure).
+        ObservationPoint("unique-item-requests", "counter", 5, False, first, feb, "TR"),
+        # Total_ counts are not usage in the score (they repeat the unique ones).
+        ObservationPoint("total-item-requests", "counter", 99, False, first, jan, "IR"),
+        # Periodic figures without a period are each a period of their own.
+        ObservationPoint("downloads", "zenodo", 3, False, first),
+        ObservationPoint("downloads", "zenodo", 3, False, first),
+    ]
+    assert observation_totals(points, at("2025-12-31")) == {"usage": 12 + 5 + 6}
+    # Before the re-issue, January's first figure stands.
+    assert observation_totals(points, at("2025-03-15")) == {"usage": 10 + 5 + 6}
 
 
 def test_context_ranks_within_the_four_groups_and_says_why_one_is_missing() -> None:

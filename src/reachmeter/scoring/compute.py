@@ -58,18 +58,23 @@ class ObservationPoint(NamedTuple):
     value: float
     cumulative: bool
     observed_at: dt.datetime
+    period_start: dt.date | None = None
+    qualifier: str = ""
 
 
 def observation_totals(points: Iterable[ObservationPoint], before: dt.datetime) -> dict[str, float]:
     """Per kind, the value as known before ``before``.
 
-    Per source: a cumulative metric's latest value, or the sum of a periodic metric's
-    values. Across sources the largest is taken, so two sources of the same citations are
+    Per source: a cumulative metric's latest value, or the sum over periods of a periodic
+    metric's values. A periodic figure reported again for the same period (a corrected
+    re-issue of a usage report) replaces the earlier one (the latest observation wins), and
+    the same period in two kinds of report (an item in an IR and in a TR) counts once (the
+    larger). Across sources the largest is taken, so two sources of the same citations are
     not added up.
     """
     latest: dict[tuple[str, str, str], tuple[dt.datetime, float]] = {}
-    sums: dict[tuple[str, str, str], float] = defaultdict(float)
-    for point in points:
+    periodic: dict[tuple[str, str, str, Any, str], tuple[dt.datetime, float]] = {}
+    for number, point in enumerate(points):
         kind = OBSERVATION_KINDS.get(point.metric)
         if kind is None or point.observed_at >= before:
             continue
@@ -79,7 +84,19 @@ def observation_totals(points: Iterable[ObservationPoint], before: dt.datetime) 
             if known is None or point.observed_at >= known[0]:
                 latest[key] = (point.observed_at, point.value)
         else:
-            sums[key] += point.value
+            # Without a period, each observation is a period of its own.
+            period: Any = point.period_start if point.period_start is not None else -number
+            figure = (*key, period, point.qualifier)
+            seen = periodic.get(figure)
+            if seen is None or point.observed_at >= seen[0]:
+                periodic[figure] = (point.observed_at, point.value)
+    per_period: dict[tuple[str, str, str, Any], float] = {}
+    for (kind, metric, source, period, _qualifier), (_at, value) in periodic.items():
+        slot = (kind, metric, source, period)
+        per_period[slot] = max(per_period.get(slot, value), value)
+    sums: dict[tuple[str, str, str], float] = defaultdict(float)
+    for (kind, metric, source, _period), value in per_period.items():
+        sums[(kind, metric, source)] += value
     per_metric: dict[tuple[str, str], float] = defaultdict(float)
     for (kind, metric, _source), (_at, value) in latest.items():
         per_metric[(kind, metric)] = max(per_metric[(kind, metric)], value)

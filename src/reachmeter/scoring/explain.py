@@ -243,7 +243,15 @@ def explain_output(
     for times in first_seen.values():
         times.sort()
     points = [
-        ObservationPoint(o.metric, o.source_id, float(o.value), bool(o.cumulative), o.observed_at)
+        ObservationPoint(
+            o.metric,
+            o.source_id,
+            float(o.value),
+            bool(o.cumulative),
+            o.observed_at,
+            o.period_start,
+            o.qualifier,
+        )
         for o in observations
         if o.observation_key not in deleted_observations
     ]

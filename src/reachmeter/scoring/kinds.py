@@ -114,6 +114,10 @@ OBSERVATION_KINDS: Final[dict[str, str]] = {
     "downloads": "usage",
     "investigations": "usage",
     "requests": "usage",
+    # COUNTER R5 item and title usage: the unique counts (one per user session), as COUNTER
+    # recommends for comparisons; the Total_ counts would count the same use again.
+    "unique-item-investigations": "usage",
+    "unique-item-requests": "usage",
 }
 
 

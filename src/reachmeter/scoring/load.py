@@ -180,6 +180,8 @@ def load_observations(
             Observation.value,
             Observation.cumulative,
             Observation.observed_at,
+            Observation.period_start,
+            Observation.qualifier,
         )
         .join(
             OutputIdentifier,
@@ -197,10 +199,21 @@ def load_observations(
     if output_ids is not None:
         query = query.where(OutputIdentifier.output_id.in_(sorted(output_ids)))
     result: dict[int, list[ObservationPoint]] = defaultdict(list)
-    for output_id, metric, source_id, value, cumulative, observed_at in connection.execute(query):
+    for (
+        output_id,
+        metric,
+        source_id,
+        value,
+        cumulative,
+        observed_at,
+        start,
+        qualifier,
+    ) in connection.execute(query):
         kept = root.get(int(output_id), int(output_id))
         result[kept].append(
-            ObservationPoint(metric, source_id, float(value), bool(cumulative), observed_at)
+            ObservationPoint(
+                metric, source_id, float(value), bool(cumulative), observed_at, start, qualifier
+            )
         )
     return dict(result)
 
