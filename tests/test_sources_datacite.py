@@ -19,7 +19,7 @@ from reachmeter.sources.runner import run_source, update_settings
 from reachmeter.sources.testing import Replay, replay_client
 from reachmeter.store import Store
 from reachmeter.store.catalog import upsert_output
-from reachmeter.store.schema import Event, Observation, SourceCursor
+from reachmeter.store.schema import Event, EventMatch, Observation, OutputIdentifier, SourceCursor
 from tests.conftest import shared_data
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
@@ -46,10 +46,16 @@ def test_events_of_a_tracked_doi_are_stored_as_they_were_recorded(store: Store) 
     _track(store, "10.15468/xgoxap")
     summary = run_source(store, "datacite", http=replay_client(replay))
     assert summary.status == "ok", summary.errors
-    assert (summary.fetched, summary.stored) == (1, 1)
+    assert (summary.fetched, summary.stored, summary.matched) == (1, 1, 1)
     with store.session() as session:
         stored = session.scalars(select(Event)).one()
         cursor = session.scalars(select(SourceCursor)).one()
+        # The run links the new event to the tracked output it is about.
+        match = session.scalars(select(EventMatch)).one()
+        output_id = session.scalars(
+            select(OutputIdentifier.output_id).where(OutputIdentifier.value == "10.15468/xgoxap")
+        ).one()
+    assert (match.event_id, match.output_id) == (stored.id, output_id)
     assert (stored.event_key, stored.subj_id, stored.relation_type_id, stored.obj_id) == (
         "c8bcd46c-3433-47ac-b8db-d039ce346d65",
         "https://doi.org/10.15468/dl.hy9tqg",

@@ -35,7 +35,7 @@ from reachmeter.store.schema import Account, Event, EventMatch, Observation
 
 __all__ = ["AccountPoint", "account_kpis", "account_report", "months"]
 
-PLATFORM_SOURCES = {"x": ("twitter", "x"), "blog": ("wordpressdotcom", "blog")}
+PLATFORM_SOURCES = {"x": ("twitter", "x"), "blog": ("wordpressdotcom", "blog", "blogs")}
 
 
 class AccountPoint(NamedTuple):

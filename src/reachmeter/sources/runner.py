@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from reachmeter import __version__
 from reachmeter.http import HttpClient, HttpError
+from reachmeter.matching.match import match_new_events
 from reachmeter.settings import Settings
 from reachmeter.sources.base import Page, Skipped, Source, SourceContext, SourceSettings
 from reachmeter.store import Store
@@ -119,6 +120,7 @@ class RunSummary:
     quarantined: int = 0
     outputs: int = 0
     skipped: int = 0
+    matched: int = 0
     errors: list[str] = field(default_factory=list)
     paused_reason: str | None = None
 
@@ -324,6 +326,11 @@ def run_source(
     finally:
         if own_client:
             client.close()
+    if summary.stored:
+        # Link the new events to the outputs they are about, as an ingest does (unmatched
+        # ones are kept, and `reachmeter match` links them once their output is tracked).
+        with store.begin() as connection:
+            summary.matched = match_new_events(connection).matched
     if fatal:
         summary.errors.append(fatal)
     summary.status = "ok" if not summary.errors else ("failed" if fatal else "partial")
@@ -357,6 +364,7 @@ def _finish(
             detail={
                 "outputs": summary.outputs,
                 "skipped": summary.skipped,
+                "matched": summary.matched,
                 "failed_requests": secrets_free,
                 "errors": summary.errors[:_MAX_ERRORS_KEPT],
             },
