@@ -129,8 +129,10 @@ class SourceContext:
         targets: Callable[[str], list[str]],
         collected_at: dt.datetime,
         secrets: Sequence[str] = (),
+        accounts: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.http = http
+        self._accounts = accounts
         self.settings = settings
         self.cursors = dict(cursors)
         self._targets = targets
@@ -140,6 +142,10 @@ class SourceContext:
     def targets(self, scheme: str) -> list[str]:
         """The normalised values of one identifier scheme of every tracked output."""
         return self._targets(scheme)
+
+    def accounts(self, platform: str) -> list[str]:
+        """The handles of every tracked account on ``platform`` (demo accounts left out)."""
+        return self._accounts(platform) if self._accounts is not None else []
 
     def since(self, stream: str) -> dt.date | None:
         """The saved date cursor of ``stream`` less the lag window; None on a first run."""
