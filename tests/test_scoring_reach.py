@@ -47,6 +47,20 @@ def test_account_kpis_follow_the_industry_definitions() -> None:
     assert "missing" not in kpis
 
 
+def test_a_running_post_count_gives_the_posts_of_each_period_not_its_total() -> None:
+    feb = (dt.date(2025, 2, 1), dt.date(2025, 2, 28))
+    points = [
+        _point(1, "posts", 1200, "2024-12-31", cumulative=True),  # a profile's post count
+        _point(2, "posts", 1231, "2025-01-31", cumulative=True),
+        _point(3, "posts", 1290, "2025-02-28", cumulative=True),
+        _point(4, "posts", 5, "2025-02-10"),  # a per-day figure wins where there is one
+    ]
+    jan_kpis, feb_kpis = account_kpis(points, [JAN, feb])
+    assert jan_kpis["posts"] == 31
+    assert jan_kpis["posting_frequency"] == 1.0
+    assert feb_kpis["posts"] == 5
+
+
 def test_missing_inputs_give_none_with_a_reason_not_a_division_by_zero() -> None:
     [kpis] = account_kpis([_point(1, "posts", 0, "2025-01-10")], [JAN])
     assert kpis["engagement_rate_impr"] is None

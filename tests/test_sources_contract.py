@@ -18,7 +18,7 @@ from reachmeter.matching.identifiers import Identifier
 from reachmeter.sources.runner import PAUSE_AFTER, available_sources, run_source, update_settings
 from reachmeter.sources.testing import Replay, replay_client
 from reachmeter.store import Store
-from reachmeter.store.catalog import upsert_output
+from reachmeter.store.catalog import add_account, upsert_output
 from reachmeter.store.schema import Event, Evidence, Observation, Run, SourceCursor
 from reachmeter.store.schema import Source as SourceRow
 from tests.conftest import shared_data
@@ -83,12 +83,168 @@ def _sushi() -> Replay:
     return replay
 
 
+def _feeds() -> Replay:
+    return Replay().add(
+        "https://news.example.org/feed.rss",
+        (FIXTURES / "feeds" / "news.rss").read_bytes(),
+        headers={"content-type": "application/rss+xml"},
+    )
+
+
+def _wikipedia() -> Replay:
+    api = "https://en.wikipedia.org/w/api.php?action=query&format=json&formatversion=2"
+    doi = "10.1007/s00253-011-3689-1"
+    wiki = FIXTURES / "wikipedia"
+    return (
+        Replay()
+        .add_file(
+            f"{api}&continue=&list=exturlusage&euquery=doi.org/{doi}&euprop=title|url"
+            "&eunamespace=0&eulimit=max",
+            wiki / "exturlusage_doi.json",
+        )
+        .add_file(
+            f'{api}&continue=&list=search&srsearch=insource:"{doi}"&srnamespace=0&srlimit=max'
+            "&srprop=timestamp&srinfo=totalhits",
+            wiki / "search_doi_empty.json",
+        )
+        .add_file(
+            f"{api}&prop=revisions&rvprop=ids|timestamp"
+            "&titles=Gliotoxin|Aspergillus fumigatus|סם פטרייתי 🍄",
+            wiki / "revisions.json",
+        )
+    )
+
+
+def _youtube() -> Replay:
+    api, youtube = "https://www.googleapis.com/youtube/v3", FIXTURES / "youtube"
+    uploads = "UUq9rHkZl0vX3dJcM5nT7sAw"
+    listing = f"{api}/playlistItems?part=contentDetails&playlistId={uploads}&maxResults=50"
+    return (
+        Replay()
+        .add_file(
+            f"{api}/channels?part=snippet,statistics,contentDetails&forHandle=@reachmeterlab"
+            f"&key={SECRET}",
+            youtube / "channels_handle.json",
+        )
+        .add_file(f"{listing}&key={SECRET}", youtube / "playlist_page1.json")
+        .add_file(
+            f"{listing}&key={SECRET}&pageToken=EAAaBlBUOkNBSQ", youtube / "playlist_page2.json"
+        )
+        .add_file(
+            f"{api}/videos?part=snippet,statistics"
+            f"&id=aaaaaaaaaa1,bbbbbbbbbb2,cccccccccc3,dddddddddd4&key={SECRET}",
+            youtube / "videos.json",
+        )
+    )
+
+
+def _stackexchange() -> Replay:
+    search = "https://api.stackexchange.com/2.3/search/excerpts?site=chemistry"
+    query = f'&q="10.1063/1.1792071"&order=desc&sort=creation&pagesize=100&key={SECRET}'
+    se = FIXTURES / "stackexchange"
+    return (
+        Replay()
+        .add_file(f"{search}{query}&page=1", se / "excerpts_doi_page1.json")
+        .add_file(f"{search}{query}&page=2", se / "excerpts_doi_page2.json")
+    )
+
+
+# Accounts a source's case collects from (platform, handle), owned by the organisation.
+ACCOUNTS: dict[str, list[tuple[str, str]]] = {"youtube": [("youtube", "@reachmeterlab")]}
+
+
+def _bluesky() -> Replay:
+    folder = FIXTURES / "bluesky"
+    replay = Replay().add(
+        "https://bsky.social/xrpc/com.atproto.server.createSession",
+        (folder / "create_session.json").read_bytes(),
+        method="POST",
+    )
+    search = json.loads((folder / "search_posts.json").read_text())
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("searchPosts"):
+            return httpx.Response(200, json=search)
+        if request.url.path.endswith("getPosts"):  # the re-check: every post still there
+            return httpx.Response(200, json={"posts": search["posts"][:3]})
+        raise AssertionError(f"unexpected request {request.url}")
+
+    replay.fallback = answer
+    return replay
+
+
+def _hackernews() -> Replay:
+    return Replay().add_file(
+        "https://hn.algolia.com/api/v1/search?query=10.1371/journal.pone.0033693"
+        "&restrictSearchableAttributes=url&tags=story&hitsPerPage=100&page=0",
+        FIXTURES / "hackernews" / "search_doi.json",
+    )
+
+
+def _mastodon() -> Replay:
+    statuses = json.loads((FIXTURES / "mastodon" / "tag_statuses.json").read_text())
+    tag = "https://mastodon.social/api/v1/timelines/tag/openscience?limit=40"
+    replay = Replay().add(tag, statuses).add(f"{tag}&min_id=113300000000000004", [])
+    for status in statuses:  # the re-check of recent mentions: each as it was
+        replay.add(f"https://mastodon.social/api/v1/statuses/{status['id']}", status)
+    return replay
+
+
+def _reddit() -> Replay:
+    login = json.loads(shared_data("reddit", "TestReddit.test_info_url.json").read_text())
+    info = "https://oauth.reddit.com/api/info?raw_json=1&limit=100&url="
+    return (
+        Replay()
+        .add(
+            "https://www.reddit.com/api/v1/access_token",
+            login["interactions"][0]["response"]["body"]["string"],
+            method="POST",
+        )
+        .add_file(
+            f"{info}https://doi.org/10.1371/journal.pone.0033693",
+            shared_data("lagotto", "reddit.json"),
+        )
+        .add_file(
+            f"{info}http://dx.doi.org/10.1371/journal.pone.0033693",
+            shared_data("lagotto", "reddit_nil.json"),
+        )
+    )
+
+
 CASES: dict[str, Callable[[], Case]] = {
+    "bluesky": lambda: (
+        {"handle": "alice.bsky.social", "app_password": SECRET},
+        [Identifier("doi", "10.1371/journal.pone.0033693")],
+        _bluesky,
+    ),
+    "hackernews": lambda: ({}, [Identifier("doi", "10.1371/journal.pone.0033693")], _hackernews),
+    "mastodon": lambda: (
+        {"instances": ["mastodon.social"], "tags": ["openscience"]},
+        [Identifier("doi", "10.1371/journal.pone.0033693")],
+        _mastodon,
+    ),
+    "reddit": lambda: (
+        {"enabled": True, "client_id": "app-id", "client_secret": SECRET},
+        [Identifier("doi", "10.1371/journal.pone.0033693")],
+        _reddit,
+    ),
+    "wikipedia": lambda: ({}, [Identifier("doi", "10.1007/s00253-011-3689-1")], _wikipedia),
+    "youtube": lambda: ({"api_key": SECRET}, [], _youtube),
+    "stackexchange": lambda: (
+        {"sites": ["chemistry"], "key": SECRET},
+        [Identifier("doi", "10.1063/1.1792071")],
+        _stackexchange,
+    ),
     "crossref": lambda: ({}, [Identifier("doi", "10.1371/journal.pone.0033693")], _crossref),
     "datacite": lambda: ({"report_ids": ["report-7"], "track_dois": False}, [], _datacite),
     "openalex": lambda: ({}, _openalex_dois(), _openalex),
     "europepmc": lambda: ({"track_dois": False}, [Identifier("pmid", "17183631")], _europepmc),
     "zenodo": lambda: ({}, [Identifier("doi", "10.5281/zenodo.1234567")], _zenodo),
+    "feeds": lambda: (
+        {"feeds": [{"url": "https://news.example.org/feed.rss", "kind": "news"}]},
+        [Identifier("doi", "10.1234/reef.2026.001")],
+        _feeds,
+    ),
     "sushi": lambda: (
         {
             "endpoints": [
@@ -118,6 +274,8 @@ def _prepare(store: Store, source_id: str) -> Replay:
     with store.session() as session:
         for identifier in tracked:
             upsert_output(session, identifiers=[identifier])
+        for platform, handle in ACCOUNTS.get(source_id, []):
+            add_account(session, platform, handle, owner=None, org=True)
     if settings:
         update_settings(store, source_id, settings)
     return replay()

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from reachmeter.imports.opml import add_feed
 from reachmeter.matching.identifiers import Identifier, normalize
-from reachmeter.matching.match import match_new_events
 from reachmeter.scoring.reach import reach_report
 from reachmeter.sources.feeds import FeedError, parse_feed
 from reachmeter.sources.runner import run_source, update_settings
@@ -142,8 +141,7 @@ def test_news_entries_that_link_tracked_outputs_become_news_mentions(store: Stor
         assert evidence.source_id == "feeds"
         assert evidence.request_url == NEWS
         assert session.scalar(select(func.count()).select_from(Observation)) == 0
-    with store.begin() as connection:
-        assert match_new_events(connection).matched == 4
+    assert summary.matched == 4  # the run linked them to the outputs
 
 
 def test_a_second_run_adds_nothing(store: Store) -> None:
@@ -220,8 +218,7 @@ def test_an_owned_blog_counts_for_its_owners_blogging_regularity(store: Store) -
     assert {e.subj_author for e in events} == {BLOG}
     assert events[0].subj is not None
     assert events[0].subj["author"] == {"name": "Ada Example"}
-    with store.begin() as connection:
-        assert match_new_events(connection).matched == 2
+    assert summary.matched == 2  # the run linked them to the outputs
     report = reach_report(store, "default", dt.date(2026, 11, 5), person_id=person_id)
     # Posts in June, August and October: 3 of the last 12 months.
     assert report["components"]["blogging_regularity"]["value"] == 25.0
@@ -541,7 +538,8 @@ def test_researchblogging_one_answer(store: Store) -> None:
         "http://laikaspoetnik.wordpress.com/2012/10/27/"
         "why-publishing-in-the-nejm-is-not-the-best-guarantee-that-something-is-true-a-response-to-katan/"
     )
-    with store.begin() as connection:
-        assert match_new_events(connection).matched == 1
+    # The run linked the mention to the tracked output.
+    with store.session() as session:
+        assert len(session.scalars(select(EventMatch)).all()) == 1
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(EventMatch)) == 1

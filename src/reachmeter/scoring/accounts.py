@@ -60,6 +60,7 @@ def months(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
 
 
 def _followers_at(points: Sequence[AccountPoint], day: dt.date) -> float | None:
+    """The latest value of a running total (followers, a post count) observed by ``day``."""
     best: tuple[dt.datetime, float] | None = None
     for point in points:
         if point.observed_at.date() <= day and (best is None or point.observed_at >= best[0]):
@@ -84,16 +85,32 @@ def account_kpis(
     """The KPIs of one account for each period (keyed by the period's first day)."""
     rows = list(points)
     followers = [p for p in rows if p.metric == "followers"]
+    # A running total (a profile's post count) is not a figure for a period: it gives the
+    # period's figure as the change between its values at the period's start and end,
+    # where no per-period figure of the same metric exists.
+    running: dict[str, list[AccountPoint]] = defaultdict(list)
     sums: dict[tuple[dt.date, str], float] = defaultdict(float)
     seen: set[tuple[dt.date, str]] = set()
     for point in rows:
         if point.metric == "followers":
+            continue
+        if point.cumulative:
+            running[point.metric].append(point)
             continue
         day = point.period_start or point.observed_at.date()
         for start, end in periods:
             if start <= day <= end:
                 sums[(start, point.metric)] += point.value
                 seen.add((start, point.metric))
+    for metric, values in running.items():
+        for start, end in periods:
+            if (start, metric) in seen:
+                continue
+            before = _followers_at(values, start - dt.timedelta(days=1))
+            after = _followers_at(values, end)
+            if before is not None and after is not None:
+                sums[(start, metric)] = max(after - before, 0.0)
+                seen.add((start, metric))
     result: list[dict[str, Any]] = []
     for start, end in periods:
 

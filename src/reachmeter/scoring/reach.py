@@ -127,13 +127,15 @@ def _load(store: Store, profile_name: str, as_of: dt.date) -> dict[str, Any]:
         # What each account's components were computed from: observation ids per component,
         # and the ids of the events its owner posted (for posting regularity).
         used: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-        for obs_id, account_id, metric, value, period_start, observed_at in connection.execute(
+        for obs_id, account_id, metric, value, cumulative, period_start, observed_at in (
+            connection.execute(
             select(
                 Observation.id, Observation.account_id, Observation.metric, Observation.value,
-                Observation.period_start, Observation.observed_at,
+                Observation.cumulative, Observation.period_start, Observation.observed_at,
             )
             .where(Observation.account_id.in_(account_ids), Observation.observed_at < end)
             .order_by(Observation.id)
+            )
         ):  # fmt: skip
             if account_id is None:
                 continue
@@ -149,7 +151,12 @@ def _load(store: Store, profile_name: str, as_of: dt.date) -> dict[str, Any]:
             elif metric in ("search_impressions", "search-impressions") and day > year_ago:
                 search[account_id] += float(value)
                 used[account_id]["web_search"].append(int(obs_id))
-            elif metric == "posts" and value > 0 and day.replace(day=1) in recent_months:
+            elif (
+                metric == "posts"
+                and not cumulative  # a profile's running post count says nothing of when
+                and value > 0
+                and day.replace(day=1) in recent_months
+            ):
                 posted[account_id].add(day.replace(day=1))
                 used[account_id]["posting_observations"].append(int(obs_id))
         for account_id, (_when, _value, obs_id) in followers.items():
