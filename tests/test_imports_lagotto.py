@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from reachmeter.cli import app
 from reachmeter.imports.lagotto import LagottoError, LagottoPayload, import_lagotto, read_lagotto
 from reachmeter.matching.identifiers import Identifier
 from reachmeter.records import EventRecord, ObservationRecord
@@ -18,6 +20,7 @@ from reachmeter.store.catalog import upsert_output
 from reachmeter.store.schema import Event, EventMatch, Observation, QuarantinedRecord, Run
 from tests.conftest import shared_data
 
+runner = CliRunner()
 PMED = "10.1371/journal.pmed.0020124"
 WIKI_DOI = "10.1371/journal.pone.0008776"
 READ_ON = dt.datetime(2014, 1, 12, tzinfo=dt.UTC)
@@ -185,3 +188,16 @@ def test_import_of_an_error_payload_names_the_file_and_stores_nothing(store: Sto
         assert session.scalar(select(func.count()).select_from(Observation)) == 0
         run = session.scalars(select(Run)).one()
     assert run.status == "failed"
+
+
+def test_the_import_lagotto_command(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    files = [str(shared_data("lagotto", n)) for n in ("twitter_search.json", "facebook_error.json")]
+    result = runner.invoke(
+        app, ["import", "lagotto", *files, "--observed-at", "2014-01-12", "--db", db]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 files: 8 mentions, 0 observations, 0 already stored, 0 quarantined" in result.output
+    assert "the payload is an error" in result.output
+    only_error = runner.invoke(app, ["import", "lagotto", files[1], "--db", db])
+    assert only_error.exit_code == 1

@@ -34,7 +34,9 @@ from reachmeter.store.catalog import (
 )
 from reachmeter.store.schema import Output
 
-accounts_app = typer.Typer(help="Accounts on social platforms: add.", no_args_is_help=True)
+accounts_app = typer.Typer(
+    help="Accounts on social platforms: add, list, observe.", no_args_is_help=True
+)
 app.add_typer(accounts_app, name="accounts")
 
 

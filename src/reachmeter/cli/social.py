@@ -29,6 +29,7 @@ from reachmeter.imports.exports import (
     builtin_mapping_text,
     import_export,
 )
+from reachmeter.imports.lagotto import import_lagotto
 from reachmeter.store.catalog import CatalogError
 
 
@@ -133,6 +134,44 @@ def import_export_command(
     if summaries:
         _print_summaries(summaries)
     if failed:
+        raise typer.Exit(1)
+
+
+@import_app.command("lagotto")
+def import_lagotto_command(
+    files: Files,
+    doi: Annotated[
+        str | None,
+        typer.Option(help="The DOI the payloads are about, when a payload does not name it."),
+    ] = None,
+    observed_at: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--observed-at",
+            help="When the figures were observed (UTC), when a payload does not say.",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Import archived PLOS ALM (Lagotto) payloads: Twitter searches, Facebook link stats,
+    Wikipedia pages. See docs/lagotto.md."""
+    when = observed_at.replace(tzinfo=dt.UTC) if observed_at is not None else None
+    store = open_cli_store(db)
+    try:
+        summary = import_lagotto(store, files, doi=doi, observed_at=when)
+    finally:
+        store.close()
+    console.print(
+        f"{summary.files:,} files: {summary.events:,} mentions, "
+        f"{summary.observations:,} observations, {summary.duplicates:,} already stored, "
+        f"{summary.quarantined:,} quarantined"
+    )
+    for note in summary.notes:
+        err_console.print(note, soft_wrap=True, markup=False, style="yellow")
+    for error in summary.errors:
+        err_console.print(f"error: {error}", soft_wrap=True, markup=False, style="red")
+    if summary.errors and not summary.files:
         raise typer.Exit(1)
 
 
