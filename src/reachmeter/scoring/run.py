@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy import Connection, delete, func, insert, select, tuple_
 
+from reachmeter.records import key_hash
 from reachmeter.scoring.compute import (
     HISTORY_PERIODS,
     ContextInput,
@@ -60,6 +61,7 @@ __all__ = [
 ]
 
 _CHUNK = 5000
+_LOOKUP_CHUNK = 400
 
 
 def _today() -> dt.date:
@@ -317,37 +319,58 @@ def _cursor(connection: Connection) -> dict[str, int]:
 
 
 def _changed_outputs(connection: Connection, since: dict[str, int]) -> set[int]:
-    """Outputs with matches, corrections or observations added after ``since``."""
+    """Outputs with matches, corrections or observations added after ``since``.
+
+    The few new corrections and observations are read first and their events and outputs
+    then looked up by index (an event by its key's hash, an output by its identifier), so
+    the cost follows what is new, not the size of the store.
+    """
     changed = {
         int(o)
         for (o,) in connection.execute(
             select(EventMatch.output_id).where(EventMatch.id > since.get("match", 0)).distinct()
         )
     }
-    corrected = (
-        select(EventMatch.output_id)
-        .join(Event, Event.id == EventMatch.event_id)
-        .join(
-            Correction,
-            and_(Correction.target_kind == "event", Correction.target_key == Event.event_key),
+    keys = {
+        key
+        for (key,) in connection.execute(
+            select(Correction.target_key).where(
+                Correction.target_kind == "event", Correction.id > since.get("correction", 0)
+            )
         )
-        .where(Correction.id > since.get("correction", 0))
-        .distinct()
-    )
-    changed |= {int(o) for (o,) in connection.execute(corrected)}
-    observed = (
-        select(OutputIdentifier.output_id)
-        .join(
-            Observation,
-            and_(
-                Observation.obj_scheme == OutputIdentifier.scheme,
-                Observation.obj_value == OutputIdentifier.value,
-            ),
+    }
+    wanted = {key_hash(key): key for key in keys}
+    hashes = sorted(wanted)
+    for start in range(0, len(hashes), _LOOKUP_CHUNK):
+        rows = connection.execute(
+            select(EventMatch.output_id, Event.event_key)
+            .join(Event, Event.id == EventMatch.event_id)
+            .where(Event.key_hash.in_(hashes[start : start + _LOOKUP_CHUNK]))
         )
-        .where(Observation.id > since.get("observation", 0))
-        .distinct()
+        changed |= {int(o) for o, key in rows if key in keys}
+    identifiers = sorted(
+        {
+            (scheme, value)
+            for scheme, value in connection.execute(
+                select(Observation.obj_scheme, Observation.obj_value)
+                .where(
+                    Observation.id > since.get("observation", 0),
+                    Observation.obj_scheme.is_not(None),
+                )
+                .distinct()
+            )
+        }
     )
-    changed |= {int(o) for (o,) in connection.execute(observed)}
+    for start in range(0, len(identifiers), _LOOKUP_CHUNK):
+        chunk = identifiers[start : start + _LOOKUP_CHUNK]
+        changed |= {
+            int(o)
+            for (o,) in connection.execute(
+                select(OutputIdentifier.output_id).where(
+                    tuple_(OutputIdentifier.scheme, OutputIdentifier.value).in_(chunk)
+                )
+            )
+        }
     return changed
 
 
