@@ -447,6 +447,46 @@ class HttpClient:
                 f"response is not JSON: {exc}", url=str(response.url), status=response.status_code
             ) from None
 
+    def post_json(
+        self,
+        url: str,
+        payload: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """POST ``payload`` as JSON, once (a POST is not retried here: the caller decides),
+        through the same guard; redirects are not followed. Returns a 2xx response; raises
+        ``UnsafeURLError`` or ``UpstreamError`` (``retriable`` for timeouts, 429 and 5xx)."""
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise UnsafeURLError(f"invalid URL: {exc}", url=url) from None
+        self._check_url(target)
+        self._wait_turn(target.host.lower())
+        shown = redact_url(str(target))
+        try:
+            response = self._client.post(
+                target,
+                content=json.dumps(payload, default=str).encode(),
+                headers={"Content-Type": "application/json", **(headers or {})},
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"timed out: {shown}", url=str(target), retriable=True) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(
+                f"cannot reach {shown}: {type(exc).__name__}", url=str(target), retriable=True
+            ) from exc
+        if not response.is_success:
+            raise UpstreamError(
+                f"HTTP {response.status_code} from {shown}",
+                url=str(target),
+                status=response.status_code,
+                retriable=response.status_code in RETRIABLE_STATUS or response.status_code >= 500,
+            )
+        return response
+
 
 # The body is kept decoded; headers that describe the encoded body would make httpx decode
 # it a second time (a gzip response would fail to read).

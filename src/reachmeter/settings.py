@@ -54,3 +54,53 @@ class Settings(BaseSettings):
     http_cache_ttl: float = Field(
         default=86400.0, ge=0, description="Seconds a cached response is reused."
     )
+    secret_key: str = Field(
+        default="",
+        repr=False,
+        description="Signs the dashboard's session cookies; generated and kept in the store "
+        "when empty.",
+    )
+    public_dashboard: bool = Field(
+        default=False,
+        description="Let anonymous visitors read the dashboard and API; otherwise log in.",
+    )
+    session_max_age: int = Field(
+        default=14 * 86400, ge=60, description="Seconds a dashboard login lasts."
+    )
+    # -- monitoring: the worker and alert delivery (docs/monitoring.md) --------------------
+    smtp_host: str = Field(default="", description="SMTP server for alert e-mail (empty: none).")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_security: str = Field(
+        default="starttls",
+        pattern="^(starttls|ssl|none)$",
+        description="starttls, ssl (implicit TLS, port 465) or none (a local relay).",
+    )
+    smtp_user: str = Field(default="", description="SMTP login (empty: no login).")
+    smtp_password: str = Field(default="", description="SMTP password; never logged.")
+    smtp_timeout: float = Field(default=30.0, gt=0, description="Seconds an SMTP session may take.")
+    alert_from: str = Field(
+        default="reachmeter@localhost", description="The From address of alert e-mail."
+    )
+    alert_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries of one delivery within one send, with backoff."
+    )
+    alert_backoff: float = Field(
+        default=2.0, ge=0, description="First wait, in seconds, between tries; doubles each time."
+    )
+    alert_give_up_after: int = Field(
+        default=20, ge=1, description="Failed tries after which a delivery is marked failed."
+    )
+    webhook_timeout: float = Field(default=10.0, gt=0, description="Seconds a webhook may take.")
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach private and loopback addresses (an admin's own hooks).",
+    )
+    worker_tick: float = Field(
+        default=60.0, gt=0, description="Seconds between the worker's looks for due jobs."
+    )
+    worker_lease: float = Field(
+        default=300.0, gt=0, description="Seconds a worker's lease lasts unless renewed."
+    )
+    worker_profiles: str = Field(
+        default="default", description="Scoring profiles the worker keeps up to date (commas)."
+    )

@@ -15,10 +15,12 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 
 from reachmeter.demo.generate import DemoFiles
+from reachmeter.framework import load_framework
 from reachmeter.imports import ImportSummary
 from reachmeter.imports.outputs import import_outputs
 from reachmeter.imports.people import import_people
 from reachmeter.ingest import IngestSummary, ingest_paths
+from reachmeter.monitor.alerts import raise_alerts
 from reachmeter.scoring import ScoreRun, builtin_profiles, compute_scores, load_profile
 from reachmeter.store import Store
 from reachmeter.store.catalog import add_account
@@ -33,6 +35,9 @@ from reachmeter.store.schema import (
 )
 
 __all__ = ["DemoSummary", "LoadProgress", "load_demo", "summarise_store"]
+
+#: The demo library's aims, objectives and staffing (docs/framework.md).
+FRAMEWORK_FILE = Path(__file__).with_name("framework.toml")
 
 # Called with a stage name, records done and records expected in that stage.
 LoadProgress = Callable[[str, int, int], None]
@@ -139,6 +144,10 @@ def load_demo(
     )
     report("mentions and observations", facts_total, facts_total)
 
+    report("framework", 0, 1)
+    load_framework(store, FRAMEWORK_FILE)
+    report("framework", 1, 1)
+
     _mark_demo(store)
     for key, value in sorted((meta or {}).items()):
         store.set_meta(f"demo_{key}", value)
@@ -149,6 +158,8 @@ def load_demo(
             report("scores", done, len(names))
             scores.append(compute_scores(store, load_profile(name), as_of=score_as_of))
         report("scores", len(names), len(names))
+        # The alerts the worker would have raised on the demo's day (docs/monitoring.md).
+        raise_alerts(store, dt.datetime.combine(score_as_of, dt.time(12), tzinfo=dt.UTC))
     summary = summarise_store(store)
     summary.imports = imports
     summary.ingest = ingest
