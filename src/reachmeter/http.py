@@ -447,6 +447,64 @@ class HttpClient:
                 f"response is not JSON: {exc}", url=str(response.url), status=response.status_code
             ) from None
 
+    def post(
+        self,
+        url: str,
+        *,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        shown: str | None = None,
+    ) -> httpx.Response:
+        """POST a JSON body or a form, once (a POST is not retried here: the caller decides),
+        through the same guard, rate limit and size cap; redirects are not followed.
+
+        Returns a 2xx response; raises ``UnsafeURLError``, ``ResponseTooLargeError`` or
+        ``UpstreamError`` (``retriable`` for timeouts, 429 and 5xx). ``shown`` is how the URL
+        appears in errors (default: with secret query values redacted).
+        """
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise UnsafeURLError(f"invalid URL: {exc}", url=url) from None
+        self._check_url(target)
+        self._wait_turn(target.host.lower())
+        shown = shown or redact_url(str(target))
+        sent_headers = dict(headers or {})
+        content: bytes | None = None
+        if json_body is not None:
+            content = json.dumps(json_body, default=str).encode()
+            sent_headers.setdefault("Content-Type", "application/json")
+        try:
+            response = self._client.post(
+                target,
+                content=content,
+                data=dict(form) if form is not None else None,
+                headers=sent_headers,
+                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as exc:
+            raise UpstreamError(f"timed out: {shown}", url=shown, retriable=True) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamError(
+                f"cannot reach {shown}: {type(exc).__name__}", url=shown, retriable=True
+            ) from exc
+        if not response.is_success:
+            raise UpstreamError(
+                f"HTTP {response.status_code} from {shown}",
+                url=shown,
+                status=response.status_code,
+                retriable=response.status_code in RETRIABLE_STATUS or response.status_code >= 500,
+            )
+        if len(response.content) > self.settings.http_max_bytes:
+            raise ResponseTooLargeError(
+                f"response is over the cap of {self.settings.http_max_bytes} bytes", url=shown
+            )
+        return response
+
     def post_json(
         self,
         url: str,
@@ -455,37 +513,8 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
-        """POST ``payload`` as JSON, once (a POST is not retried here: the caller decides),
-        through the same guard; redirects are not followed. Returns a 2xx response; raises
-        ``UnsafeURLError`` or ``UpstreamError`` (``retriable`` for timeouts, 429 and 5xx)."""
-        try:
-            target = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise UnsafeURLError(f"invalid URL: {exc}", url=url) from None
-        self._check_url(target)
-        self._wait_turn(target.host.lower())
-        shown = redact_url(str(target))
-        try:
-            response = self._client.post(
-                target,
-                content=json.dumps(payload, default=str).encode(),
-                headers={"Content-Type": "application/json", **(headers or {})},
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"timed out: {shown}", url=str(target), retriable=True) from exc
-        except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"cannot reach {shown}: {type(exc).__name__}", url=str(target), retriable=True
-            ) from exc
-        if not response.is_success:
-            raise UpstreamError(
-                f"HTTP {response.status_code} from {shown}",
-                url=str(target),
-                status=response.status_code,
-                retriable=response.status_code in RETRIABLE_STATUS or response.status_code >= 500,
-            )
-        return response
+        """POST ``payload`` as JSON (see ``post``)."""
+        return self.post(url, json_body=payload, headers=headers, timeout=timeout)
 
 
 # The body is kept decoded; headers that describe the encoded body would make httpx decode

@@ -15,10 +15,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import httpx
 import orjson
 
-from reachmeter.http import HttpError, ResponseTooLargeError, UpstreamError
+from reachmeter.http import HttpError
 from reachmeter.matching.extract import Found, extract_found, identifiers_in_url
 from reachmeter.matching.identifiers import Identifier, to_uri
 from reachmeter.matching.urls import UrlError, host_of, normalize_url
@@ -318,43 +317,17 @@ def post_json(
     headers: Mapping[str, str] | None = None,
     auth: tuple[str, str] | None = None,
 ) -> Fetched:
-    """POST to a login endpoint through the shared client's guard and rate limit.
+    """POST to a login endpoint (Bluesky's ``createSession``, Reddit's token) through the
+    shared client, and read its JSON answer.
 
-    The shared client only GETs; a login (Bluesky's ``createSession``, Reddit's token) is
-    the one POST these sources make. Errors are the client's: ``UpstreamError`` for an
-    HTTP error status or no answer, ``BadPayloadError`` for a body that is not JSON.
+    Errors are the client's: ``UpstreamError`` for an HTTP error status or no answer,
+    ``BadPayloadError`` for a body that is not JSON.
     """
-    client = ctx.http
-    target = httpx.URL(url)
-    client._check_url(target)
-    client._wait_turn(target.host.lower())
     shown = ctx.redact(url)
-    try:
-        response = client._client.post(
-            target,
-            json=dict(json) if json is not None else None,
-            data=dict(data) if data is not None else None,
-            headers=dict(headers or {}),
-            auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-        )
-    except httpx.TimeoutException as exc:
-        raise UpstreamError(f"timed out: {shown}", url=shown, retriable=True) from exc
-    except httpx.TransportError as exc:
-        raise UpstreamError(
-            f"cannot reach {shown}: {type(exc).__name__}", url=shown, retriable=True
-        ) from exc
-    if response.status_code >= 400:
-        raise UpstreamError(
-            f"HTTP {response.status_code} from {shown}",
-            url=shown,
-            status=response.status_code,
-            retriable=response.status_code in _RETRIABLE,
-        )
+    response = ctx.http.post(
+        url, json_body=json, form=data, headers=headers, auth=auth, shown=shown
+    )
     payload = response.content
-    if len(payload) > client.settings.http_max_bytes:
-        raise ResponseTooLargeError(
-            f"response is over the cap of {client.settings.http_max_bytes} bytes", url=shown
-        )
     if _HTML.match(payload[:200]):
         raise BadPayloadError(shown, f"HTML page instead of JSON (HTTP {response.status_code})")
     try:
