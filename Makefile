@@ -55,5 +55,9 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+## The web application under load (builds a 100,000-output store under /tmp once).
+bench-web: $(STAMP)
+	$(BIN)/python bench/web.py
+
 clean:
 	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
