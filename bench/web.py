@@ -71,8 +71,12 @@ def _insert_catalogue(path: Path, outputs: int, people: int, rng: random.Random)
     )
     now = "2026-11-01 00:00:00.000000"
     connection.executemany(
-        "INSERT INTO people (id, name, role, is_demo, created_at) VALUES (?, ?, ?, 0, ?)",
-        [(n, f"Bench Person {n}", "researcher", now) for n in range(1, people + 1)],
+        "INSERT INTO people (id, name, name_key, role, is_demo, created_at)"
+        " VALUES (?, ?, ?, ?, 0, ?)",
+        [
+            (n, f"Bench Person {n}", f"bench person {n}", "researcher", now)
+            for n in range(1, people + 1)
+        ],
     )
     connection.executemany(
         "INSERT INTO person_groups (person_id, group_id) VALUES (?, ?)",

@@ -262,3 +262,18 @@ def test_published_on_and_extra_are_updated(store: Store) -> None:
         assert output.published_on == dt.date(2021, 3, 15)
         assert output.extra == {"a": 1, "b": 2}
         assert session.scalar(select(func.count()).select_from(OutputIdentifier)) == 1
+
+
+def test_people_are_found_by_name_in_any_case_and_spacing(store: Store) -> None:
+    with store.session() as session:
+        person, created = upsert_person(session, name="Ana  Lima")
+        person_id = person.id
+    assert created
+    with store.session() as session:
+        found, created = upsert_person(session, name=" ANA LIMA ")
+        assert (found.id, created) == (person_id, False)
+        renamed = session.get(Person, person_id)
+        assert renamed is not None
+        renamed.name = "Ana Lima-Souza"
+    with store.session() as session:
+        assert upsert_person(session, name="ana lima-souza")[0].id == person_id

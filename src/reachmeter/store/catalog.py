@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, literal, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from reachmeter.matching.identifiers import Identifier, IdentifierError, normalize
@@ -29,6 +29,7 @@ from reachmeter.store.schema import (
     OutputIdentifier,
     Person,
     PersonGroup,
+    name_key,
 )
 
 __all__ = [
@@ -372,13 +373,8 @@ def _orcid_or_none(value: str | None) -> str | None:
 
 
 def _people_named(session: Session, name: str) -> list[Person]:
-    # lower() on both sides, so each database compares with its own case rules.
     return list(
-        session.scalars(
-            select(Person)
-            .where(func.lower(Person.name) == func.lower(literal(name.strip())))
-            .order_by(Person.id)
-        )
+        session.scalars(select(Person).where(Person.name_key == name_key(name)).order_by(Person.id))
     )
 
 

@@ -29,7 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -99,6 +99,10 @@ class Output(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now, onupdate=_now)
 
 
+# Lists of outputs sorted by publication date read this index instead of the whole table.
+Index("ix_outputs_published", Output.published_on, Output.id)
+
+
 class OutputIdentifier(Base):
     """One normalised identifier (idutils scheme name and value) of one output."""
 
@@ -121,17 +125,34 @@ class Group(Base):
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+def name_key(name: str) -> str:
+    """How a person's name is looked up: trimmed, spaces collapsed, case-folded (so
+    ``ANA lima`` finds ``Ana Lima`` in every script and on every database)."""
+    return " ".join(name.split()).casefold()
+
+
+def _name_key_default(context: Any) -> str:
+    return name_key(str(context.get_current_parameters().get("name") or ""))
+
+
 class Person(Base):
     """Researcher, lawyer, student or librarian."""
 
     __tablename__ = "people"
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(300))
+    # Kept in step with ``name``: set with it on the object, and by default on a Core insert.
+    name_key: Mapped[str | None] = mapped_column(String(300), index=True, default=_name_key_default)
     orcid: Mapped[str | None] = mapped_column(String(19), unique=True)
     email: Mapped[str | None] = mapped_column(String(300))
     role: Mapped[str | None] = mapped_column(String(100))
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, value: str) -> str:
+        self.name_key = name_key(value or "")
+        return value
 
 
 class PersonGroup(Base):

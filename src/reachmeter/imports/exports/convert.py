@@ -150,9 +150,9 @@ def recognise(table: Table, mappings: Sequence[PlatformMapping]) -> list[Recogni
     """The layouts (most specific first) that the first header-like row of ``table`` fits."""
     for line, cells in table.rows[:_HEADER_ROWS]:
         header = [column_key(cell) if cell is not None else "" for cell in cells]
-        names = set(header)
+        keys = set(header)
         fits = [
-            layout for mapping in mappings for layout in mapping.layouts if layout.matches(names)
+            layout for mapping in mappings for layout in mapping.layouts if layout.matches(keys)
         ]
         if fits:
             fits.sort(key=lambda layout: -len(layout.detect))
