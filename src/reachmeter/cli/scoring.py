@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import enum
 import sys
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -21,7 +20,6 @@ from reachmeter.scoring import (
     Profile,
     ProfileError,
     compute_scores,
-    iter_scores,
     latest_as_of,
     load_profile,
     methods_log,
@@ -36,6 +34,7 @@ from reachmeter.scoring.explain import (
     explain_output,
     explain_person,
 )
+from reachmeter.scoring.export import write_scores
 from reachmeter.scoring.reach import reach_report
 from reachmeter.store import Store
 
@@ -130,54 +129,6 @@ class ExportFormat(enum.StrEnum):
     jsonl = "jsonl"
 
 
-CSV_COLUMNS = (
-    "output_id",
-    "profile",
-    "profile_version",
-    "as_of",
-    "score",
-    "mentions",
-    "flags",
-    "pct_all",
-    "pct_venue",
-    "pct_similar_age",
-    "pct_venue_similar_age",
-    "rank_all",
-    *(f"history_{p}" for p in ("1d", "1w", "1m", "3m", "6m", "1y", "at")),
-    "sources",
-    "categories",
-)
-
-
-def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
-    context = row["context"]
-    flat = {k: row[k] for k in ("output_id", "profile", "profile_version", "as_of", "score")}
-    flat.update(mentions=row["mentions"], flags=row["flags"])
-    for group in ("all", "venue", "similar_age", "venue_similar_age"):
-        flat[f"pct_{group}"] = context.get(group, {}).get("pct")
-    flat["rank_all"] = context.get("all", {}).get("rank")
-    for period, change in row["history"].items():
-        flat[f"history_{period}"] = change
-    flat["sources"] = orjson.dumps(row["breakdown"].get("sources", {})).decode()
-    flat["categories"] = orjson.dumps(row["breakdown"].get("categories", {})).decode()
-    return flat
-
-
-def _write(store: Store, name: str, day: dt.date, fmt: ExportFormat, out: TextIO) -> int:
-    count = 0
-    if fmt is ExportFormat.csv:
-        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in iter_scores(store, name, day):
-            writer.writerow(_csv_row(row))
-            count += 1
-    else:
-        for row in iter_scores(store, name, day):
-            out.write(orjson.dumps(row).decode() + "\n")
-            count += 1
-    return count
-
-
 @scores_app.command("export")
 def scores_export(
     profile: ProfileOption = "default",
@@ -199,10 +150,10 @@ def scores_export(
         if day is None:
             raise _fail(f"no stored scores for profile {name}: run `reachmeter score` first")
         if output is None:
-            count = _write(store, name, day, format_, sys.stdout)
+            count = write_scores(store, name, day, format_.value, sys.stdout)
         else:
             with output.open("w", encoding="utf-8", newline="") as handle:
-                count = _write(store, name, day, format_, handle)
+                count = write_scores(store, name, day, format_.value, handle)
     finally:
         store.close()
     if output is not None:

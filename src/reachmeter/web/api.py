@@ -33,6 +33,7 @@ from reachmeter.scoring.explain import (
     explain_output,
     explain_person,
 )
+from reachmeter.scoring.export import write_scores
 from reachmeter.scoring.reach import reach_report
 from reachmeter.store import Store
 from reachmeter.store.catalog import CatalogError, upsert_output
@@ -999,14 +1000,12 @@ def export_scores(
     fmt: Annotated[Literal["csv", "jsonl"], Path(description="`csv` or `jsonl`.")],
 ) -> StreamingResponse:
     """The stored scores of a profile for a day, as ``reachmeter scores export`` writes them."""
-    from reachmeter.cli.scoring import ExportFormat, _write
-
     store = _store(request)
     day = _scored_day(scored)
 
     def write(out: IO[bytes]) -> None:
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        _write(store, scored.profile, day, ExportFormat(fmt), text)
+        write_scores(store, scored.profile, day, fmt, text)
         text.detach()
 
     name = f"reachmeter-scores-{scored.profile}-{day.isoformat()}"
