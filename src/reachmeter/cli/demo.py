@@ -123,8 +123,11 @@ def demo(
     force: Annotated[
         bool, typer.Option("--force", help="Replace the file even if it is not a demo store.")
     ] = False,
+    host: Annotated[str, typer.Option(help="Address the dashboard listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the dashboard.")] = 8000,
 ) -> None:
-    """Build a fictional university library (DEMO DATA) through the real import pipeline.
+    """Build a fictional university library (DEMO DATA) through the real import pipeline,
+    then serve its dashboard (unless --no-serve).
 
     The demo is written as ordinary input files and loaded by the real importers and
     ingest into a fresh SQLite file. An existing demo store is replaced; any other existing
@@ -189,7 +192,13 @@ def demo(
             Path(f"{partial}{suffix}").replace(Path(f"{db}{suffix}"))
     _print_summary(summary, db, time.perf_counter() - started)
     if not no_serve:
-        console.print(
-            "The web dashboard is not available yet; explore the demo with the other "
-            f"commands, e.g. `reachmeter stats --db {db}`."
-        )
+        from reachmeter.cli.web import serve_store
+        from reachmeter.settings import Settings
+
+        # The demo is fictional: anyone may read it, no login needed.
+        settings = Settings().model_copy(update={"public_dashboard": True})
+        store = open_store(db)
+        try:
+            serve_store(store, host, port, settings, demo=True)
+        finally:
+            store.close()

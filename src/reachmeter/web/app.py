@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reachmeter.settings import Settings
 from reachmeter.store import Store
-from reachmeter.web import api, badges, pages
+from reachmeter.web import api, badges, monitor_pages, pages
+
+STATIC_DIR = Path(__file__).parent / "static"
+# Paths whose errors stay errors (scripts read them); a browser on a page is sent to log in.
+_MACHINE_PREFIXES = ("/api/", "/badge/", "/static/")
 
 
 def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
@@ -24,4 +34,17 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(badges.router)
     app.include_router(pages.router)
+    app.include_router(monitor_pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _login_or_error(request: Request, exc: StarletteHTTPException) -> Response:
+        path = request.url.path
+        if exc.status_code == 401 and not path.startswith(_MACHINE_PREFIXES):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(pages.login_url(target), status_code=303)
+        if exc.status_code in {403, 404} and not path.startswith(_MACHINE_PREFIXES):
+            return pages.error_page(request, exc.status_code, str(exc.detail))
+        return await http_exception_handler(request, exc)
+
     return app
