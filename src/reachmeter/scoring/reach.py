@@ -40,7 +40,7 @@ from reachmeter.store.schema import (
     Score,
 )
 
-__all__ = ["COMPONENTS", "h_index", "percentile_of", "reach_report"]
+__all__ = ["COMPONENTS", "ReachBasis", "h_index", "percentile_of", "reach_report"]
 
 COMPONENTS = (
     "attention_total",
@@ -301,6 +301,80 @@ def _group_values(data: Mapping[str, Any], people: set[int], parts: Mapping[int,
     }, sorted(outputs)
 
 
+class ReachBasis:
+    """Everything the reach of people and groups is computed from, read once for a profile
+    and a day: the reports of any number of people and groups then cost no more reads
+    (the dashboard keeps one for a few minutes)."""
+
+    def __init__(self, store: Store, profile_name: str, as_of: dt.date) -> None:
+        self.profile_name = profile_name
+        self.as_of = as_of
+        self.data = _load(store, profile_name, as_of)
+        self.parts = {p: _person_parts(self.data, p) for p in self.data["people"]}
+        self._groups: tuple[dict[int, Any], dict[int, list[int]]] | None = None
+
+    def group_people(self, group_id: int) -> set[int]:
+        """The people of a group and of its sub-groups."""
+        data = self.data
+        people: set[int] = set().union(
+            *(data["members"].get(g, set()) for g in _descendants(data["groups"], group_id))
+        )
+        return people
+
+    def person(self, person_id: int) -> dict[str, Any]:
+        """A person's reach, as ``reach_report(..., person_id=...)`` gives it."""
+        data, parts = self.data, self.parts
+        if person_id not in parts:
+            raise LookupError(f"no person with id {person_id}")
+        peers: dict[str, list[Mapping[str, Any]]] = {
+            "organisation": [part["values"] for part in parts.values()]
+        }
+        groups = []
+        for gid, direct in sorted(data["members"].items()):
+            if person_id in direct:
+                people = self.group_people(gid)
+                groups.append({"id": gid, "name": data["groups"][gid][0], "people": len(people)})
+                peers[f"group_{gid}"] = [parts[p]["values"] for p in people]
+        part = parts[person_id]
+        return {
+            "kind": "person",
+            "person": {"id": person_id, "name": data["people"][person_id], "groups": groups},
+            "profile": self.profile_name,
+            "as_of": self.as_of.isoformat(),
+            "components": _with_percentiles(part["values"], peers),
+            "outputs": [
+                {"output_id": o, "score": data["scores"].get(o, (None,))[0]}
+                for o in part["outputs"]
+            ],
+            "accounts": part["accounts"],
+            "inputs": part["inputs"],
+        }
+
+    def group(self, group_id: int) -> dict[str, Any]:
+        """A group's reach, ranked among all groups, as ``reach_report(..., group_id=...)``."""
+        if group_id not in self.data["groups"]:
+            raise LookupError(f"no group with id {group_id}")
+        if self._groups is None:  # every group's values, once: the ranks need them all
+            all_values: dict[int, Any] = {}
+            outputs_of_group: dict[int, list[int]] = {}
+            for gid in self.data["groups"]:
+                all_values[gid], outputs_of_group[gid] = _group_values(
+                    self.data, self.group_people(gid), self.parts
+                )
+            self._groups = (all_values, outputs_of_group)
+        all_values, outputs_of_group = self._groups
+        return {
+            "kind": "group",
+            "group": {"id": group_id, "name": self.data["groups"][group_id][0]},
+            "profile": self.profile_name,
+            "as_of": self.as_of.isoformat(),
+            "components": _with_percentiles(
+                all_values[group_id], {"groups": list(all_values.values())}
+            ),
+            "outputs": outputs_of_group[group_id],
+        }
+
+
 def reach_report(
     store: Store,
     profile_name: str,
@@ -310,50 +384,9 @@ def reach_report(
     group_id: int | None = None,
 ) -> dict[str, Any]:
     """The reach of one person or one group, component by component, with percentiles."""
-    data = _load(store, profile_name, as_of)
-    parts = {p: _person_parts(data, p) for p in data["people"]}
-    everyone = [part["values"] for part in parts.values()]
+    basis = ReachBasis(store, profile_name, as_of)
     if person_id is not None:
-        if person_id not in parts:
-            raise LookupError(f"no person with id {person_id}")
-        peers: dict[str, list[Mapping[str, Any]]] = {"organisation": everyone}
-        groups = []
-        for gid, direct in sorted(data["members"].items()):
-            if person_id in direct:
-                people = set().union(
-                    *(data["members"].get(g, set()) for g in _descendants(data["groups"], gid))
-                )
-                groups.append({"id": gid, "name": data["groups"][gid][0], "people": len(people)})
-                peers[f"group_{gid}"] = [parts[p]["values"] for p in people]
-        part = parts[person_id]
-        return {
-            "kind": "person",
-            "person": {"id": person_id, "name": data["people"][person_id], "groups": groups},
-            "profile": profile_name,
-            "as_of": as_of.isoformat(),
-            "components": _with_percentiles(part["values"], peers),
-            "outputs": [
-                {"output_id": o, "score": data["scores"].get(o, (None,))[0]}
-                for o in part["outputs"]
-            ],
-            "accounts": part["accounts"],
-            "inputs": part["inputs"],
-        }
-    if group_id is None or group_id not in data["groups"]:
-        raise LookupError(f"no group with id {group_id}")
-    all_values = {}
-    outputs_of_group: dict[int, list[int]] = {}
-    for gid in data["groups"]:
-        people = set().union(
-            *(data["members"].get(g, set()) for g in _descendants(data["groups"], gid))
-        )
-        all_values[gid], outputs_of_group[gid] = _group_values(data, people, parts)
-    values = all_values[group_id]
-    return {
-        "kind": "group",
-        "group": {"id": group_id, "name": data["groups"][group_id][0]},
-        "profile": profile_name,
-        "as_of": as_of.isoformat(),
-        "components": _with_percentiles(values, {"groups": list(all_values.values())}),
-        "outputs": outputs_of_group[group_id],
-    }
+        return basis.person(person_id)
+    if group_id is None:
+        raise LookupError("no group with id None")
+    return basis.group(group_id)

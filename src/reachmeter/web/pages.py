@@ -1286,87 +1286,33 @@ def _titles(store: Store, ids: Iterable[int]) -> dict[int, str]:
 # group page and the benchmarking of its sub-groups do not each read the whole store.
 
 
-def _reach_basis(
-    request: Request, profile_name: str, day: dt.date
-) -> tuple[dict[str, Any], dict[int, Any]]:
+def _reach_basis(request: Request, profile_name: str, day: dt.date) -> reach.ReachBasis:
     state = request.app.state
-    cache: dict[tuple[str, dt.date], tuple[float, Any]] = getattr(state, "reach", None) or {}
+    cache: dict[tuple[str, dt.date], tuple[float, reach.ReachBasis]] = (
+        getattr(state, "reach", None) or {}
+    )
     now = time.monotonic()
     found = cache.get((profile_name, day))
     if found is not None and found[0] > now:
-        basis: tuple[dict[str, Any], dict[int, Any]] = found[1]
-        return basis
-    data = reach._load(_store(request), profile_name, day)
-    parts = {p: reach._person_parts(data, p) for p in data["people"]}
-    state.reach = {**cache, (profile_name, day): (now + SUMMARY_TTL, (data, parts))}
-    return data, parts
-
-
-def _group_people(data: Mapping[str, Any], group_id: int) -> set[int]:
-    people: set[int] = set().union(
-        *(data["members"].get(g, set()) for g in reach._descendants(data["groups"], group_id))
-    )
-    return people
+        return found[1]
+    basis = reach.ReachBasis(_store(request), profile_name, day)
+    state.reach = {**cache, (profile_name, day): (now + SUMMARY_TTL, basis)}
+    return basis
 
 
 def person_reach(
     request: Request, profile_name: str, day: dt.date, person_id: int
 ) -> dict[str, Any]:
     """``reach_report(..., person_id=...)``, from the kept basis."""
-    data, parts = _reach_basis(request, profile_name, day)
-    if person_id not in parts:
-        raise LookupError(f"no person with id {person_id}")
-    peers: dict[str, list[Mapping[str, Any]]] = {
-        "organisation": [part["values"] for part in parts.values()]
-    }
-    groups = []
-    for gid, direct in sorted(data["members"].items()):
-        if person_id in direct:
-            people = _group_people(data, gid)
-            groups.append({"id": gid, "name": data["groups"][gid][0], "people": len(people)})
-            peers[f"group_{gid}"] = [parts[p]["values"] for p in people]
-    part = parts[person_id]
-    return {
-        "kind": "person",
-        "person": {"id": person_id, "name": data["people"][person_id], "groups": groups},
-        "profile": profile_name,
-        "as_of": day.isoformat(),
-        "components": reach._with_percentiles(part["values"], peers),
-        "outputs": [
-            {"output_id": o, "score": data["scores"].get(o, (None,))[0]} for o in part["outputs"]
-        ],
-        "accounts": part["accounts"],
-        "inputs": part["inputs"],
-    }
+    return _reach_basis(request, profile_name, day).person(person_id)
 
 
 def group_reach(
     request: Request, profile_name: str, day: dt.date, group_ids: Sequence[int]
 ) -> dict[int, dict[str, Any]]:
     """``reach_report(..., group_id=...)`` of each group, from the kept basis."""
-    data, parts = _reach_basis(request, profile_name, day)
-    if "group_values" not in data:  # every group's, once per basis: ranks need them all
-        all_values = {}
-        outputs_of_group: dict[int, list[int]] = {}
-        for gid in data["groups"]:
-            people = _group_people(data, gid)
-            all_values[gid], outputs_of_group[gid] = reach._group_values(data, people, parts)
-        data["group_values"] = (all_values, outputs_of_group)
-    all_values, outputs_of_group = data["group_values"]
-    peers = {"groups": list(all_values.values())}
-    reports = {}
-    for group_id in group_ids:
-        if group_id not in data["groups"]:
-            raise LookupError(f"no group with id {group_id}")
-        reports[group_id] = {
-            "kind": "group",
-            "group": {"id": group_id, "name": data["groups"][group_id][0]},
-            "profile": profile_name,
-            "as_of": day.isoformat(),
-            "components": reach._with_percentiles(all_values[group_id], peers),
-            "outputs": outputs_of_group[group_id],
-        }
-    return reports
+    basis = _reach_basis(request, profile_name, day)
+    return {group_id: basis.group(group_id) for group_id in group_ids}
 
 
 @router.get("/people/{person_id}")
