@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reachmeter.cli import catalog as _catalog  # noqa: F401  (registers commands)
+from reachmeter.cli import corrections as _corrections  # noqa: F401
 from reachmeter.cli import demo as _demo  # noqa: F401
 from reachmeter.cli import feeds as _feeds  # noqa: F401
 from reachmeter.cli import ingest as _ingest  # noqa: F401  (registers commands)

@@ -49,6 +49,7 @@ from reachmeter.matching.extract import (
 from reachmeter.matching.identifiers import Identifier
 from reachmeter.matching.landing import LandingPage
 from reachmeter.matching.urls import UrlError, host_of, normalize_url, url_key
+from reachmeter.store.corrections import rejected_matches
 from reachmeter.store.schema import Event, EventMatch, Meta, Output, OutputIdentifier
 
 __all__ = [
@@ -327,11 +328,17 @@ def match_events(
         summary.events = int(count or 0)
         summary.last_event_id = int(last) if last is not None else None
         return summary
+    # Pairs an editor said are not a match are never linked again.
+    rejected = rejected_matches(connection)
     for rows in _event_batches(connection, event_ids, after_id):
         new_rows: list[dict[str, Any]] = []
         for event_id, scheme, value in rows:
             summary.events += 1
-            matches = _event_matches(matcher, scheme, value)
+            matches = [
+                m
+                for m in _event_matches(matcher, scheme, value)
+                if (event_id, m.output_id) not in rejected
+            ]
             if matches:
                 summary.matched += 1
             for match in matches:

@@ -34,6 +34,7 @@ from reachmeter.scoring.load import (
 )
 from reachmeter.scoring.profiles import Profile
 from reachmeter.store import Store
+from reachmeter.store.corrections import MATCH_KEY
 from reachmeter.store.schema import (
     Correction,
     Event,
@@ -348,6 +349,15 @@ def _changed_outputs(connection: Connection, since: dict[str, int]) -> set[int]:
             .where(Event.key_hash.in_(hashes[start : start + _LOOKUP_CHUNK]))
         )
         changed |= {int(o) for o, key in rows if key in keys}
+    # An accepted wrong-match report removed a match: its output is rescored.
+    for (key,) in connection.execute(
+        select(Correction.target_key).where(
+            Correction.target_kind == "match", Correction.id > since.get("correction", 0)
+        )
+    ):
+        found = MATCH_KEY.match(key)
+        if found:
+            changed.add(int(found.group(2)))
     identifiers = sorted(
         {
             (scheme, value)
