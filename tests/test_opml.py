@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,10 @@ def test_the_feeds_commands(tmp_path: Path) -> None:
     assert "feed https://cafe.example.org/rss added (blog)" in added.output
     same = runner.invoke(app, ["feeds", "add", "https://www.cafe.example.org/rss/", "--db", db])
     assert "was already configured" in same.output
-    listed = runner.invoke(app, ["feeds", "list", "--db", db], env={"COLUMNS": "200"})
+    listed = runner.invoke(app, ["feeds", "list", "--json", "--db", db])
     assert listed.exit_code == 0
-    for url in ("https://news.example.org/feed.rss", "https://cafe.example.org/rss"):
-        assert url in listed.output
+    urls = {feed["url"] for feed in json.loads(listed.output)}
+    assert {"https://news.example.org/feed.rss", "https://cafe.example.org/rss"} <= urls
     bad = runner.invoke(app, ["feeds", "add", "ftp://files.example.org/feed", "--db", db])
     assert bad.exit_code == 2
     assert "is not an http(s) URL" in bad.output

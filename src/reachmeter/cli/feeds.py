@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import sys
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
 from rich.markup import escape
 from rich.table import Column, Table
@@ -84,7 +86,10 @@ def feeds_add(
 
 
 @feeds_app.command("list")
-def feeds_list(db: DbOption = None) -> None:
+def feeds_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = None,
+) -> None:
     """The configured feeds, with their kind, owner and when each was last read."""
     store = open_cli_store(db)
     try:
@@ -107,6 +112,22 @@ def feeds_list(db: DbOption = None) -> None:
             }
     finally:
         store.close()
+    if as_json:
+        rows = [
+            {
+                "url": feed.url,
+                "kind": feed.kind,
+                "owner": feed.owner,
+                "owner_name": names.get(feed.owner) if feed.owner is not None else None,
+                "title": feed.title,
+                "last_read": (
+                    read.isoformat() if (read := cursors.get(cursor_stream(feed.url))) else None
+                ),
+            }
+            for feed in feeds
+        ]
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
     table = Table(
         Column("url", overflow="fold", ratio=3),
         Column("kind"),
