@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
 from reachmeter.store import Store
 from reachmeter.store.schema import Correction, EventMatch, Output
@@ -119,14 +119,12 @@ def accept_request(store: Store, request_id: int, reviewer: str, note: str = "")
             corrected_at=now,
         )
         session.add(correction)
-        removed = session.execute(
-            delete(EventMatch).where(
-                EventMatch.event_id == row.event_id, EventMatch.output_id == row.output_id
-            )
-        )
+        pair = (EventMatch.event_id == row.event_id, EventMatch.output_id == row.output_id)
+        removed = session.scalar(select(func.count()).select_from(EventMatch).where(*pair))
+        session.execute(delete(EventMatch).where(*pair))
         row.status = "accepted"
         session.flush()
-        return Review(request_id, "accepted", correction.id, int(removed.rowcount or 0))
+        return Review(request_id, "accepted", correction.id, int(removed or 0))
 
 
 def reject_request(store: Store, request_id: int) -> Review:
