@@ -248,3 +248,27 @@ def test_gzip_encoded_responses_are_decoded_once() -> None:
         assert client.get_json("https://api.example.org/works/10.5555/x") == {
             "message": {"is-referenced-by-count": 12}
         }
+
+
+def test_a_post_is_sent_once_through_the_guard_and_the_cap() -> None:
+    handler = Recorder(httpx.Response(503))
+    sleeps: list[float] = []
+    with _client(handler, sleeps) as client:
+        with pytest.raises(UpstreamError) as failed:
+            client.post("https://hooks.example.org/in", json_body={"a": 1})
+        assert (failed.value.status, failed.value.retriable) == (503, True)
+        assert len(handler.requests) == 1  # not retried: the caller decides
+        assert handler.requests[0].headers["content-type"] == "application/json"
+        assert handler.requests[0].content == b'{"a": 1}'
+        with pytest.raises(UnsafeURLError):
+            client.post("http://127.0.0.1/in", json_body={})
+    big = Recorder(httpx.Response(200, content=iter([b"x" * 600, b"y" * 600])))
+    settings = Settings(http_max_bytes=1000)
+    capped = HttpClient(settings, transport=httpx.MockTransport(big), allow_private=True)
+    with pytest.raises(ResponseTooLargeError):
+        capped.post("https://api.example.org/token", form={"grant_type": "password"})
+    assert big.requests[0].content == b"grant_type=password"
+    redirect = Recorder(httpx.Response(302, headers={"location": "https://elsewhere.example/"}))
+    with _client(redirect, []) as client, pytest.raises(UpstreamError, match="HTTP 302"):
+        client.post("https://hooks.example.org/in", json_body={})
+    assert len(redirect.requests) == 1

@@ -364,25 +364,40 @@ class HttpClient:
     ) -> httpx.Response:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            response = self._get_once(current, headers, limit, timeout)
+            response = self._request_once("GET", current, headers, limit, timeout)
             if response.is_redirect and "location" in response.headers:
                 current = current.join(response.headers["location"])
                 continue
             return response
         raise UpstreamError("too many redirects", url=str(url))
 
-    def _get_once(
-        self, url: httpx.URL, headers: dict[str, str], limit: int, timeout: float | None
+    def _request_once(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: dict[str, str],
+        limit: int,
+        timeout: float | None,
+        *,
+        content: bytes | None = None,
+        form: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        shown: str | None = None,
     ) -> httpx.Response:
+        """One request through the guard and the rate limit, its body read up to ``limit``
+        bytes; an error status raises ``UpstreamError``, a redirect is returned unread."""
         self._check_url(url)
         self._wait_turn(url.host.lower())
-        shown = redact_url(str(url))
-        log.debug("GET %s", shown)
+        shown = shown or redact_url(str(url))
+        log.debug("%s %s", method, shown)
         try:
             with self._client.stream(
-                "GET",
+                method,
                 url,
                 headers=headers,
+                content=content,
+                data=dict(form) if form is not None else None,
+                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             ) as response:
                 declared = response.headers.get("content-length", "")
@@ -469,8 +484,6 @@ class HttpClient:
             target = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise UnsafeURLError(f"invalid URL: {exc}", url=url) from None
-        self._check_url(target)
-        self._wait_turn(target.host.lower())
         shown = shown or redact_url(str(target))
         sent_headers = dict(headers or {})
         content: bytes | None = None
@@ -478,30 +491,26 @@ class HttpClient:
             content = json.dumps(json_body, default=str).encode()
             sent_headers.setdefault("Content-Type", "application/json")
         try:
-            response = self._client.post(
+            response = self._request_once(
+                "POST",
                 target,
+                sent_headers,
+                self.settings.http_max_bytes,
+                timeout,
                 content=content,
-                data=dict(form) if form is not None else None,
-                headers=sent_headers,
-                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                form=form,
+                auth=auth,
+                shown=shown,
             )
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(f"timed out: {shown}", url=shown, retriable=True) from exc
-        except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"cannot reach {shown}: {type(exc).__name__}", url=shown, retriable=True
-            ) from exc
-        if not response.is_success:
+        except UpstreamError as exc:
+            # A server error on a POST may pass: the caller may try again later.
+            exc.retriable = exc.retriable or (exc.status or 0) >= 500
+            raise
+        if not response.is_success:  # a redirect, which a POST does not follow
             raise UpstreamError(
                 f"HTTP {response.status_code} from {shown}",
                 url=shown,
                 status=response.status_code,
-                retriable=response.status_code in RETRIABLE_STATUS or response.status_code >= 500,
-            )
-        if len(response.content) > self.settings.http_max_bytes:
-            raise ResponseTooLargeError(
-                f"response is over the cap of {self.settings.http_max_bytes} bytes", url=shown
             )
         return response
 
