@@ -59,7 +59,7 @@ def months(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
     return result
 
 
-def _followers_at(points: Sequence[AccountPoint], day: dt.date) -> float | None:
+def _latest_by(points: Sequence[AccountPoint], day: dt.date) -> float | None:
     """The latest value of a running total (followers, a post count) observed by ``day``."""
     best: tuple[dt.datetime, float] | None = None
     for point in points:
@@ -106,8 +106,8 @@ def account_kpis(
         for start, end in periods:
             if (start, metric) in seen:
                 continue
-            before = _followers_at(values, start - dt.timedelta(days=1))
-            after = _followers_at(values, end)
+            before = _latest_by(values, start - dt.timedelta(days=1))
+            after = _latest_by(values, end)
             if before is not None and after is not None:
                 sums[(start, metric)] = max(after - before, 0.0)
                 seen.add((start, metric))
@@ -119,8 +119,8 @@ def account_kpis(
 
         engagements, impressions = total("engagements"), total("impressions")
         reach, posts = total("reach"), total("posts")
-        at_start = _followers_at(followers, start - dt.timedelta(days=1))
-        at_end = _followers_at(followers, end)
+        at_start = _latest_by(followers, start - dt.timedelta(days=1))
+        at_end = _latest_by(followers, end)
         days = (end - start).days + 1
         own = (own_mentions or {}).get(start, 0)
         everyone = (all_mentions or {}).get(start, 0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.orm import Session
 
 from reachmeter.store import Store
 from reachmeter.store.schema import Correction, EventMatch, Output
@@ -87,8 +88,8 @@ def list_requests(store: Store, status: str | None = "open") -> list[dict[str, A
         ]
 
 
-def _open_request(session: Any, request_id: int) -> CorrectionRequest:
-    row: CorrectionRequest | None = session.get(CorrectionRequest, request_id)
+def _open_request(session: Session, request_id: int) -> CorrectionRequest:
+    row = session.get(CorrectionRequest, request_id)
     if row is None:
         raise ReviewError(f"no correction request with id {request_id}")
     if row.status != "open":
