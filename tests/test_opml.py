@@ -147,3 +147,16 @@ def test_the_feeds_commands(tmp_path: Path) -> None:
     assert removed.exit_code == 0
     gone = runner.invoke(app, ["feeds", "remove", "https://cafe.example.org/rss", "--db", db])
     assert gone.exit_code == 1
+
+
+def test_a_dtd_after_a_long_preamble_is_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "late-dtd.opml"
+    path.write_text(
+        "<?xml version='1.0'?>\n<!--" + "x" * 5000 + "-->\n"
+        '<!DOCTYPE opml [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>\n'
+        '<opml version="2.0"><body><outline text="&b;" xmlUrl="https://b.example/feed"/>'
+        "</body></opml>\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportFileError, match="DOCTYPE or ENTITY declaration is not read"):
+        read_opml(path)
