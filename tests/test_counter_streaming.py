@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from reachmeter.store import Store
+from reachmeter.settings import Settings
+from reachmeter.store import Store, open_store
+from reachmeter.store.engine import SQLITE_CACHE_KIB
 from reachmeter.store.schema import Evidence, Observation
 from reachmeter.usage import counter, importer
 from reachmeter.usage.counter import scan_report
@@ -122,7 +124,7 @@ def test_rows_are_streamed_after_the_header(tmp_path: Path) -> None:
     assert [row.line for row in rows] == [17]
 
 
-def test_a_bulk_load_rebuilds_the_indexes_and_turns_foreign_keys_back_on(
+def test_a_bulk_load_keeps_the_indexes_and_gives_its_connection_back_as_it_was(
     sqlite_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(importer, "BULK_THRESHOLD", 1)
@@ -135,5 +137,79 @@ def test_a_bulk_load_rebuilds_the_indexes_and_turns_foreign_keys_back_on(
     assert {"ix_observations_obj", "ix_observations_account_id"} <= indexes
     with sqlite_store.engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
     again = import_counter(sqlite_store, [path]).files[0]
     assert (again.status, again.stored, again.duplicates) == ("imported", 0, first.stored)
+
+
+# -- a large file: read and checked in a second process -------------------------------------
+
+IN_CHILD = Settings(counter_parallel_bytes=0)  # every file counts as large
+
+
+def _figures(store: Store) -> list[tuple[object, ...]]:
+    with store.session() as session:
+        return sorted(
+            session.execute(
+                select(
+                    Observation.observation_key, Observation.obj_id, Observation.qualifier,
+                    Observation.value, Observation.period_start, Observation.period_end,
+                )
+            ).all()
+        )  # fmt: skip
+
+
+def test_a_report_read_in_a_second_process_is_stored_as_in_one(
+    store: Store, tmp_path: Path
+) -> None:
+    # An item, a platform and a title report (a spawned process takes a second to start).
+    paths = [
+        shared_data("counter", "cop5", "r51", f"{name}_sample_r51.tsv")
+        for name in ("IR", "PR", "TRJ1")
+    ]
+    alone = import_counter(store, paths, settings=IN_CHILD)
+    assert [f.status for f in alone.files] == ["imported"] * len(paths)
+    assert [f.grand_total for f in alone.files] == [_expected_total(f"r51/{p.name}") for p in paths]
+    from_child = _figures(store)
+    assert len(from_child) == alone.stored > 0
+    # The same files in this process, into a second store: the same rows, key for key.
+    other = open_store(tmp_path / "other.db")
+    try:
+        here = import_counter(other, paths)
+        assert [f.stored for f in here.files] == [f.stored for f in alone.files]
+        assert _figures(other) == from_child
+    finally:
+        other.close()
+    # Their JSON twins, read in a second process too, add nothing.
+    twins = import_counter(store, [p.with_suffix(".json") for p in paths], settings=IN_CHILD)
+    assert [f.status for f in twins.files] == ["imported"] * len(paths)
+    assert (twins.stored, _figures(store)) == (0, from_child)
+
+
+def test_a_rejected_report_read_in_a_second_process_stores_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    path = _tsv(tmp_path, [_row(1), _row(2), _row(3), _row(4, total=9)])
+    result = import_counter(store, [path], settings=IN_CHILD).files[0]
+    assert result.status == "rejected"
+    assert result.problems == ["line 19: Reporting_Period_Total 9 is not the sum of its months (3)"]
+    assert (result.rows, result.stored, result.grand_total) == (4, 0, 18)
+    assert _count(store, Observation) == 0
+    assert _count(store, Evidence) == 0
+
+
+def test_errors_in_the_second_process_are_the_errors_of_the_file(
+    store: Store, tmp_path: Path
+) -> None:
+    whole = shared_data("counter", "cop5", "r51", "TRJ1_sample_r51.json").read_bytes()
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(whole[: whole.rindex(b'"Metric_Type"')])
+    refused = shared_data("counter", "pycounter5", "not_authorized.json")
+    summary = import_counter(store, [cut, refused], settings=IN_CHILD)
+    assert [f.status for f in summary.files] == ["error", "error"]
+    assert summary.files[0].problems[0].startswith("cannot be read: not valid JSON")
+    assert summary.files[1].problems == [
+        "SUSHI exception 2000: Requestor Not Authorized to Access Service"
+    ]
+    assert _count(store, Observation) == 0
+    assert _count(store, Evidence) == 0

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         default=64 * 1024 * 1024,
         description="JSON Lines files at least this large are read in a second process.",
     )
+    counter_parallel_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="COUNTER report files at least this large are read in a second process.",
+    )
     max_line_bytes: int = Field(
         default=16 * 1024 * 1024,
         description="A JSON Lines record longer than this is quarantined, not parsed.",

@@ -44,14 +44,18 @@ def _json_serializer(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# SQLite's page cache per connection, in KiB (the default is 2 MiB): index pages of large
+# stores stay in memory.
+SQLITE_CACHE_KIB = 32 * 1024
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    # 32 MiB of page cache (the default is 2 MiB): index pages of large stores stay in memory.
-    cursor.execute("PRAGMA cache_size=-32768")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

@@ -305,7 +305,7 @@ class Observation(Base):
     obj_id: Mapped[str | None] = mapped_column(Text)
     obj_scheme: Mapped[str | None] = mapped_column(String(20))
     obj_value: Mapped[str | None] = mapped_column(String(2000))
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     metric: Mapped[str] = mapped_column(String(100))
     qualifier: Mapped[str] = mapped_column(String(200), default="")
     value: Mapped[float] = mapped_column(Float)
@@ -318,6 +318,13 @@ class Observation(Base):
 
 
 Index("ix_observations_obj", Observation.obj_scheme, Observation.obj_value, Observation.metric)
+# Only the observations that belong to an account (most belong to none).
+Index(
+    "ix_observations_account_id",
+    Observation.account_id,
+    sqlite_where=Observation.account_id.is_not(None),
+    postgresql_where=Observation.account_id.is_not(None),
+)
 
 
 class Correction(Base):

@@ -233,6 +233,11 @@ def prepare_batch(
     return batch
 
 
+# Rows per multi-row INSERT in bulk paths on SQLite (14 columns x 64 rows stays far below
+# SQLite's limit of 32,766 parameters).
+_ROWS_PER_STATEMENT = 64
+
+
 class FactWriter:
     """Writes batches of mapped records into a store, one transaction per batch."""
 
@@ -245,15 +250,16 @@ class FactWriter:
         self._conflict = "" if self.sqlite else " ON CONFLICT DO NOTHING"
         self._event_sql = self._insert_sql("events", EVENT_COLUMNS, mark)
         self._observation_sql = self._insert_sql("observations", OBSERVATION_COLUMNS, mark)
+        self._observations_sql = self._insert_sql(
+            "observations", OBSERVATION_COLUMNS, mark, rows=_ROWS_PER_STATEMENT
+        )
         self._correction_sql = self._insert_sql("corrections", CORRECTION_COLUMNS, mark)
         self._quarantine_sql = self._insert_sql("quarantine", QUARANTINE_COLUMNS, mark)
         self._accounts: dict[tuple[str, str], int | None] = {}
 
-    def _insert_sql(self, table: str, columns: Sequence[str], mark: str) -> str:
-        return (
-            f"{self._ignore} {table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join([mark] * len(columns))}){self._conflict}"
-        )
+    def _insert_sql(self, table: str, columns: Sequence[str], mark: str, rows: int = 1) -> str:
+        values = ", ".join([f"({', '.join([mark] * len(columns))})"] * rows)
+        return f"{self._ignore} {table} ({', '.join(columns)}) VALUES {values}{self._conflict}"
 
     def _account_id(self, connection: Connection, account: tuple[str, str]) -> int | None:
         if account not in self._accounts:
@@ -363,8 +369,19 @@ class FactWriter:
             return 0
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(self._observation_sql, rows)
-            return self._rowcount(cursor, len(rows))
+            stored = 0
+            whole = 0
+            if self.sqlite:
+                # Many rows per statement: SQLite runs one statement for them, not one each.
+                whole = len(rows) - len(rows) % _ROWS_PER_STATEMENT
+                for start in range(0, whole, _ROWS_PER_STATEMENT):
+                    chunk = rows[start : start + _ROWS_PER_STATEMENT]
+                    cursor.execute(self._observations_sql, [v for row in chunk for v in row])
+                    stored += self._rowcount(cursor, _ROWS_PER_STATEMENT)
+            if whole < len(rows):
+                cursor.executemany(self._observation_sql, rows[whole:])
+                stored += self._rowcount(cursor, len(rows) - whole)
+            return stored
         finally:
             cursor.close()
 

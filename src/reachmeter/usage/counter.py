@@ -119,6 +119,10 @@ class SushiException(CounterError):
         detail = f" ({data})" if data else ""
         super().__init__(f"SUSHI exception {code}: {message}{detail}")
 
+    def __reduce__(self) -> tuple[type[SushiException], tuple[int, str, str]]:
+        # Sent whole from a reading process to the importing one.
+        return (type(self), (self.code, self.message, self.data))
+
 
 @dataclass(slots=True)
 class CounterRow:
@@ -134,6 +138,7 @@ class CounterRow:
     months: dict[str, int]
     total: int | None = None
     problems: list[str] = field(default_factory=list)
+    _identity: str = field(default="", init=False, repr=False, compare=False)
 
     @property
     def period_total(self) -> int:
@@ -142,9 +147,13 @@ class CounterRow:
 
     def identity(self) -> str:
         """What makes the row unique within its report (duplicates share it)."""
-        ids = ";".join(f"{k}={v}" for k, v in sorted(self.ids.items()) if k != "URI")
-        attrs = ";".join(f"{k}={v}" for k, v in self.attributes)
-        return f"{self.platform}|{self.name}|{ids}|{self.parent}|{attrs}|{self.metric}"
+        if not self._identity:  # read by the checker and again for the observation keys
+            ids = ";".join(f"{k}={v}" for k, v in sorted(self.ids.items()) if k != "URI")
+            attrs = ";".join(f"{k}={v}" for k, v in self.attributes)
+            self._identity = (
+                f"{self.platform}|{self.name}|{ids}|{self.parent}|{attrs}|{self.metric}"
+            )
+        return self._identity
 
 
 @dataclass(slots=True)
@@ -174,6 +183,11 @@ class CounterReport:
 
 def _int(value: Any) -> int | None:
     """A count as an int; None when it is not a whole, non-negative number."""
+    kind = type(value)
+    if kind is str and value.isdecimal():  # the usual cell, first
+        return int(value)
+    if kind is int:
+        return value if value >= 0 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -181,7 +195,7 @@ def _int(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if value.is_integer() and value >= 0 else None
     text = str(value).strip()
-    if text.isdigit():
+    if text.isdecimal():
         return int(text)
     try:
         number = float(text)
@@ -309,7 +323,8 @@ def _parent_key(parent: Any) -> str:
     ids = _ids_r5(parent.get("Item_ID"))
     name = str(parent.get("Title") or parent.get("Item_Name") or parent.get("Item") or "")
     doi = ids.get("DOI", "")
-    return f"{name.strip()}|{doi}"
+    # As in tabular reports: no parent at all when it has neither title nor DOI.
+    return f"{name.strip()}|{doi}" if name.strip() or doi else ""
 
 
 def _header_value(header: Mapping[str, Any], name: str) -> str:
@@ -376,6 +391,11 @@ def _json_rows(items: Iterable[Any], report_id: str) -> Iterator[CounterRow]:
         yield from _json_item(item, index, _parent_key(item.get("Item_Parent")))
 
 
+@lru_cache(maxsize=1024)
+def _is_month(value: Any) -> bool:
+    return bool(_YEAR_MONTH.fullmatch(str(value)))
+
+
 def _json_item(item: Mapping[str, Any], index: int, parent: str) -> Iterator[CounterRow]:
     name = ""
     for column in _NAME_COLUMNS:
@@ -408,7 +428,7 @@ def _json_item(item: Mapping[str, Any], index: int, parent: str) -> Iterator[Cou
                 else:
                     for month, count in months.items():
                         value = _int(count)
-                        if not _YEAR_MONTH.fullmatch(str(month)):
+                        if not _is_month(month):
                             row.problems.append(f"{metric}: {month!r} is not a yyyy-mm month")
                         elif value is None:
                             row.problems.append(f"{metric} {month}: count {count!r} is not valid")
@@ -754,7 +774,8 @@ class ReportChecker:
                 if value and not _ISSN.match(value):
                     problems.append(f"{label}: {column} {value!r} is not an ISSN (nnnn-nnnc)")
             first, last = self._first, self._last
-            if first and last:
+            months = row.months
+            if first and last and months and not first <= min(months) <= max(months) <= last:
                 outside = sorted(m for m in row.months if not first <= m <= last)
                 if outside:
                     problems.append(

@@ -1,11 +1,13 @@
 """Storing COUNTER reports: one usage observation per row and month, with evidence.
 
 A report is streamed, never held in memory: each row is checked (``ReportChecker``) and,
-while the report is clean, turned into observation rows in storage form, which a writer
-thread inserts in large batches (``FactWriter.insert_observation_rows``) while the next
-rows are read. All of a report goes into one transaction, committed only when the whole
-report has been read and breaks none of COUNTER's rules; otherwise it is rolled back, and
-the report is rejected with every problem listed: nothing of it is stored.
+while the report is clean, turned into observation rows in storage form, inserted in large
+batches (``FactWriter.insert_observation_rows``). A large file is read and checked in a
+second process while this one stores what it has sent, so the two use both cores (threads
+would take turns on the interpreter lock). All of a report goes into one transaction,
+committed only when the whole report has been read and breaks none of COUNTER's rules;
+otherwise it is rolled back, and the report is rejected with every problem listed: nothing
+of it is stored.
 
 Observation keys are derived from what the figure is (institution, report, item,
 attributes, metric, month, value), so a TSV and its JSON twin, or the same report
@@ -17,20 +19,20 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
-import queue
-import threading
+import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as PipeConnection
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import func, select
 
 from reachmeter import __version__
 from reachmeter.records import ObservationRecord
 from reachmeter.settings import Settings
 from reachmeter.store import Store
+from reachmeter.store.engine import SQLITE_CACHE_KIB
 from reachmeter.store.runs import finish_run, start_run
 from reachmeter.store.schema import Observation
 from reachmeter.store.writer import FactWriter, ensure_evidence, storage_time
@@ -48,18 +50,13 @@ __all__ = ["COUNTER_SOURCE_ID", "CounterFileResult", "CounterImportSummary", "im
 
 COUNTER_SOURCE_ID = "counter"
 _MAX_PROBLEMS_KEPT = 1000
-# Observation rows per insert batch, and batches that may wait for the writer thread.
+# Observation rows per insert batch (and per message from a reading process).
 _BATCH_ROWS = 20_000
-_QUEUED_BATCHES = 3
-# A large report into a store holding fewer observations is a bulk load (SQLite only): the
-# observations' secondary indexes are dropped and rebuilt once, in its transaction.
+# A large report into a store holding fewer observations is a bulk load (SQLite only): its
+# connection skips foreign key lookups and has a larger page cache while it loads.
 BULK_THRESHOLD = 200_000
+_BULK_CACHE_KIB = 128 * 1024
 _BYTES_PER_FIGURE_GUESS = 40
-_DEFERRED_INDEXES = tuple(
-    index
-    for index in cast(Table, Observation.__table__).indexes
-    if index.name in ("ix_observations_obj", "ix_observations_account_id")
-)
 
 
 @dataclass(slots=True)
@@ -126,10 +123,6 @@ def _qualifier(report: CounterReport, attributes: tuple[tuple[str, str], ...], p
     return text
 
 
-# One figure of a row: key, metric, count and month ("" for the whole reporting period).
-_Figure = tuple[str, str, int, str]
-
-
 class _RowFigures:
     """What a checked report's rows say, figure by figure (shared by both output forms)."""
 
@@ -149,8 +142,11 @@ class _RowFigures:
             found = self.bounds[month] = _month_bounds(month)
         return found
 
-    def row(self, row: CounterRow) -> tuple[tuple[str, str, str], str, str, list[_Figure]]:
-        """``(object, qualifier, metric, [(key, month, count, month)...])`` of one row."""
+    def row(
+        self, row: CounterRow
+    ) -> tuple[tuple[str, str, str], str, str, str, Iterable[tuple[str, int]]]:
+        """``(object, qualifier, metric, key prefix, [(month, count)...])`` of one row; a
+        figure's key is the prefix, its month (``period`` when "") and its count."""
         report = self.report
         obj = row_object(report.report_id, row)
         qualifier = _qualifier(report, row.attributes, row.parent)
@@ -165,11 +161,7 @@ class _RowFigures:
         if not row.months and row.total is not None:
             # Exclude_Monthly_Details: one figure for the whole reporting period.
             counts = [("", row.total)]
-        figures = [
-            (f"counter:{digest}:{month or 'period'}:{count}", metric, count, month)
-            for month, count in counts
-        ]
-        return obj, qualifier, metric, figures
+        return obj, qualifier, metric, f"counter:{digest}:", counts
 
 
 def report_observations(
@@ -185,120 +177,175 @@ def report_observations(
     for row in report.rows if rows is None else rows:
         if not row.metric:
             continue
-        (obj_id, scheme, value), qualifier, metric, found = figures.row(row)
-        for key, _, count, month in found:
+        (obj_id, scheme, value), qualifier, metric, prefix, counts = figures.row(row)
+        for month, count in counts:
             start, end = figures.period(month)
             yield (
                 row.line,
                 ObservationRecord(
-                    key, metric, float(count), observed_at, source_id, obj_id, scheme, value,
-                    None, qualifier, False, start, end,
+                    f"{prefix}{month or 'period'}:{count}", metric, float(count), observed_at,
+                    source_id, obj_id, scheme, value, None, qualifier, False, start, end,
                 ),
             )  # fmt: skip
 
 
-class _TransactionWriter:
-    """Inserts batches of observation rows on its own thread, all in one transaction:
-    committed by ``finish(commit=True)``, rolled back otherwise (or on any error)."""
+@dataclass(slots=True)
+class _Checked:
+    """What reading a report found, once every row is read: its header facts, the rows'
+    count and grand total, and its problems (at most ``_MAX_PROBLEMS_KEPT`` of them)."""
 
-    _COMMIT = object()
-    _ROLLBACK = object()
+    report_id: str
+    release: str
+    rows: int
+    grand_total: int
+    clean: bool
+    problems: list[str]
 
-    def __init__(
-        self, store: Store, run_id: int | None, evidence: dict[str, Any], *, bulk: bool = False
-    ) -> None:
-        self.store = store
-        self.bulk = bulk and store.dialect == "sqlite"
-        self.writer = FactWriter(store, run_id=run_id)
-        self.sqlite = self.writer.sqlite
-        self.stored = 0
-        self.offered = 0
-        self.error: BaseException | None = None
-        self._evidence = evidence
-        self._evidence_id: Future[int] = Future()
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=_QUEUED_BATCHES)
-        self._thread = threading.Thread(target=self._run, name="counter-writer", daemon=True)
-        self._thread.start()
 
-    def evidence_id(self) -> int:
-        """The evidence record's id (written first, in the same transaction)."""
-        return self._evidence_id.result()
+# What the reading side sends the writing side: batches of storage rows, then the outcome.
+_Message = list[tuple[Any, ...]] | _Checked
 
-    def put(self, rows: list[tuple[Any, ...]]) -> None:
-        self.offered += len(rows)
-        self._send(rows)
 
-    def _send(self, item: object) -> None:
-        while True:
-            if not self._thread.is_alive():
-                self._raise()
-                return
-            try:
-                self._queue.put(item, timeout=1.0)
-            except queue.Full:
+def _report_messages(
+    report: CounterReport,
+    rows: Iterable[CounterRow],
+    *,
+    evidence_id: int,
+    sqlite: bool,
+    source_id: str,
+) -> Iterator[_Message]:
+    """Check a report's rows as they are read and, while the report is clean, turn them
+    into observation rows in storage form, in batches; the last message is the outcome.
+
+    Touches no database, so it runs in the importing process or in a reading process.
+    """
+    checker = ReportChecker(report)
+    clean = True
+    figures: _RowFigures | None = None
+    observed_at: Any = None
+    # Per month: its name in keys, and its first and last day in storage form.
+    periods: dict[str, tuple[str, Any, Any]] = {}
+    batch: list[tuple[Any, ...]] = []
+    append = batch.append
+    for row in rows:
+        if not checker.add(row):
+            clean = False
+        if not clean or not row.metric:
+            continue
+        if figures is None:
+            if not checker.clean:  # a header problem: nothing will be written
+                clean = False
                 continue
-            return
+            figures = _RowFigures(report)
+            observed_at = storage_time(_observed_at(report), sqlite)
+        (obj_id, scheme, value), qualifier, metric, prefix, counts = figures.row(row)
+        for month, count in counts:
+            period = periods.get(month)
+            if period is None:
+                start, end = figures.period(month)
+                period = periods[month] = (
+                    month or "period",
+                    *((start.isoformat(), end.isoformat()) if sqlite else (start, end)),
+                )
+            append(
+                (
+                    f"{prefix}{period[0]}:{count}", obj_id, scheme, value, None, metric,
+                    qualifier, float(count), False, period[1], period[2], observed_at,
+                    source_id, evidence_id,
+                )
+            )  # fmt: skip
+        if len(batch) >= _BATCH_ROWS:
+            yield batch
+            batch = []
+            append = batch.append
+    clean = clean and checker.clean
+    if clean and batch:
+        yield batch
+    problems = [] if clean else checker.problems()
+    kept = problems[:_MAX_PROBLEMS_KEPT]
+    if len(problems) > _MAX_PROBLEMS_KEPT:
+        kept.append(f"... and {len(problems) - _MAX_PROBLEMS_KEPT} more")
+    yield _Checked(report.report_id, report.release, checker.rows, checker.grand_total, clean, kept)
 
-    def finish(self, *, commit: bool) -> None:
-        """Commit (or roll back) and wait for the writer; raises what made it fail."""
-        self._send(self._COMMIT if commit else self._ROLLBACK)
-        self._thread.join()
-        self._raise()
 
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
+# Makes the messages of a report, given the evidence id and whether the store is SQLite.
+_MessageSource = Callable[[int, bool], Iterator[_Message]]
 
-    def _run(self) -> None:
+
+def _store_messages(
+    store: Store,
+    messages: _MessageSource,
+    evidence: dict[str, Any],
+    *,
+    origin: str,
+    run_id: int | None,
+    progress: Callable[[int], None] | None,
+    bulk: bool,
+) -> CounterFileResult:
+    """Write a report's batches in one transaction (with its evidence first), committed
+    when the outcome says the report is clean, rolled back otherwise or on any error."""
+    bulk = bulk and store.dialect == "sqlite"
+    writer = FactWriter(store, run_id=run_id)
+    stored = offered = 0
+    checked: _Checked | None = None
+    with store.engine.connect() as connection:
+        if bulk:
+            # Every row's foreign keys are known good (the evidence written just before, no
+            # account), so SQLite need not look each one up. The pragma only takes effect
+            # outside a transaction (none is open yet: pysqlite sends BEGIN before a write).
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            # A larger page cache while loading: the unique key index takes rows in no
+            # order, and pages pushed out of a small cache are read back again and again.
+            connection.exec_driver_sql(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
+            connection.commit()
         try:
-            with self.store.engine.connect() as connection:
-                if self.bulk:
-                    # Every row's foreign keys are known good (the evidence written just
-                    # before, no account), so SQLite need not look each one up. The pragma
-                    # only takes effect outside a transaction (none is open yet: pysqlite
-                    # sends BEGIN before the first write).
-                    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-                    connection.commit()
-                try:
-                    with connection.begin():
-                        self._write(connection)
-                finally:
-                    if self.bulk:
-                        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-                        connection.commit()
-        except _RolledBackError:
-            pass
-        except BaseException as exc:  # handed to the reading thread, which raises it
-            self.error = exc
-            if not self._evidence_id.done():
-                self._evidence_id.set_exception(exc)
-            # Unblock a reader waiting to queue more.
-            while not self._queue.empty():
-                self._queue.get_nowait()
-
-    def _write(self, connection: Connection) -> None:
-        self._evidence_id.set_result(ensure_evidence(connection, **self._evidence))
-        if self.bulk:
-            # Dropped inside the transaction: a rollback, or a killed process, keeps them.
-            for index in _DEFERRED_INDEXES:
-                index.drop(connection, checkfirst=True)
-        while True:
-            item = self._queue.get()
-            if item is self._COMMIT:
-                break
-            if item is self._ROLLBACK:
-                raise _RolledBackError
-            self.stored += self.writer.insert_observation_rows(
-                connection,
-                item,  # type: ignore[arg-type]
-            )
-        if self.bulk:
-            for index in _DEFERRED_INDEXES:
-                index.create(connection, checkfirst=True)
+            transaction = connection.begin()
+            try:
+                evidence_id = ensure_evidence(connection, **evidence)
+                for message in messages(evidence_id, writer.sqlite):
+                    if isinstance(message, _Checked):
+                        checked = message
+                        break
+                    stored += writer.insert_observation_rows(connection, message)
+                    offered += len(message)
+                    if progress:
+                        progress(offered)
+                if checked is None:  # pragma: no cover - every message source ends with it
+                    raise CounterError("the report was not read to its end")
+                if checked.clean:
+                    transaction.commit()
+                else:
+                    transaction.rollback()
+            except BaseException:
+                transaction.rollback()
+                raise
+        finally:
+            if bulk:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+                connection.commit()
+    result = CounterFileResult(
+        origin=origin, status="imported" if checked.clean else "rejected",
+        report_id=checked.report_id, release=checked.release, rows=checked.rows,
+        grand_total=checked.grand_total, problems=checked.problems,
+    )  # fmt: skip
+    if checked.clean:
+        result.stored = stored
+        result.duplicates = offered - stored
+    return result
 
 
-class _RolledBackError(Exception):
-    pass
+def _evidence(
+    source_id: str, request_url: str, payload_sha256: str, run_id: int | None
+) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "source_version": f"reachmeter {__version__}",
+        "request_url": request_url,
+        "payload_sha256": payload_sha256,
+        "collected_at": dt.datetime.now(dt.UTC),
+        "run_id": run_id,
+    }
 
 
 def store_report(
@@ -318,91 +365,120 @@ def store_report(
     ``rows`` are the report's rows as read (by default ``report.rows``); they are read
     once, checked, and written in one transaction that is rolled back unless every row
     is clean. Reading errors (``CounterError``, ``OSError``, ...) roll back and are raised.
-    ``bulk`` (for a large report, SQLite) defers the observations' secondary indexes.
+    ``bulk`` (for a large report, SQLite) loads with a larger cache and no foreign key
+    lookups.
     """
-    checker = ReportChecker(report)
-    result = CounterFileResult(
-        origin=report.origin, status="rejected", report_id=report.report_id,
-        release=report.release,
-    )  # fmt: skip
-    evidence: dict[str, Any] = {
-        "source_id": source_id,
-        "source_version": f"reachmeter {__version__}",
-        "request_url": request_url,
-        "payload_sha256": payload_sha256,
-        "collected_at": dt.datetime.now(dt.UTC),
-        "run_id": run_id,
-    }
-    writer: _TransactionWriter | None = None
+
+    def messages(evidence_id: int, sqlite: bool) -> Iterator[_Message]:
+        return _report_messages(
+            report,
+            report.rows if rows is None else rows,
+            evidence_id=evidence_id,
+            sqlite=sqlite,
+            source_id=source_id,
+        )
+
+    return _store_messages(
+        store,
+        messages,
+        _evidence(source_id, request_url, payload_sha256, run_id),
+        origin=report.origin,
+        run_id=run_id,
+        progress=progress,
+        bulk=bulk,
+    )
+
+
+# -- a large report file: read in a second process ------------------------------------------
+
+
+class _ChildFailure(Exception):
+    """The reading process failed in a way its own exception cannot say (not picklable)."""
+
+
+def _read_report_file(channel: PipeConnection, path: str, source_id: str, sqlite: bool) -> None:
+    """Reading process: scan, check and prepare a report file's rows and send them over
+    ``channel``; the first message it waits for is the evidence id."""
+    gc.disable()  # as in the importing process: nothing here makes cycles worth collecting
     try:
-        clean = True
-        figures: _RowFigures | None = None
-        batch: list[tuple[Any, ...]] = []
-        append = batch.append
-        for row in report.rows if rows is None else rows:
-            if not checker.add(row):
-                clean = False
-            if not clean or not row.metric:
-                continue
-            if writer is None:
-                if not checker.clean:  # a header problem: nothing will be written
-                    clean = False
-                    continue
-                writer = _TransactionWriter(store, run_id, evidence, bulk=bulk)
-                figures = _RowFigures(report)
-                sqlite = writer.sqlite
-                observed_at = storage_time(_observed_at(report), sqlite)
-                evidence_id = writer.evidence_id()
-                periods: dict[str, tuple[Any, Any]] = {}
-            assert figures is not None  # noqa: S101 (set with the writer)
-            (obj_id, scheme, value), qualifier, metric, found = figures.row(row)
-            for key, _, count, month in found:
-                period = periods.get(month)
-                if period is None:
-                    start, end = figures.period(month)
-                    period = periods[month] = (
-                        (start.isoformat(), end.isoformat()) if sqlite else (start, end)
-                    )
-                append(
-                    (
-                        key, obj_id, scheme, value, None, metric, qualifier, float(count),
-                        False, period[0], period[1], observed_at, source_id, evidence_id,
-                    )
-                )  # fmt: skip
-            if len(batch) >= _BATCH_ROWS:
-                writer.put(batch)
-                batch = []
-                append = batch.append
-                if progress:
-                    progress(writer.offered)
-        clean = clean and checker.clean
-        if writer is not None:
-            if clean and batch:
-                writer.put(batch)
-            writer.finish(commit=clean)
-    except BaseException:
-        if writer is not None:
-            writer.finish(commit=False)
-        raise
-    result.rows = checker.rows
-    result.grand_total = checker.grand_total
-    if not clean:
-        problems = checker.problems()
-        result.problems = problems[:_MAX_PROBLEMS_KEPT]
-        if len(problems) > _MAX_PROBLEMS_KEPT:
-            result.problems.append(f"... and {len(problems) - _MAX_PROBLEMS_KEPT} more")
-        return result
-    if writer is None:
-        # A clean report without figures: its evidence is still recorded.
-        with store.begin() as connection:
-            ensure_evidence(connection, **evidence)
-    else:
-        result.stored = writer.stored
-        result.duplicates = writer.offered - writer.stored
-        if progress:
-            progress(writer.offered)
-    result.status = "imported"
-    return result
+        evidence_id = channel.recv()
+        report, rows = scan_report(Path(path))
+        for message in _report_messages(
+            report, rows, evidence_id=evidence_id, sqlite=sqlite, source_id=source_id
+        ):
+            channel.send(message)
+    except BaseException as exc:  # sent to the importing process, which raises it
+        try:
+            channel.send(exc)
+        except Exception:  # an exception that cannot be pickled
+            channel.send(_ChildFailure(f"{type(exc).__name__}: {exc}"))
+    finally:
+        channel.close()
+
+
+def _messages_from_child(path: Path, source_id: str) -> _MessageSource:
+    """A message source reading ``path`` in a spawned process, so that reading and
+    checking the report (one core) and storing it (the other) overlap."""
+
+    def messages(evidence_id: int, sqlite: bool) -> Iterator[_Message]:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        child = context.Process(
+            target=_read_report_file, args=(theirs, str(path), source_id, sqlite), daemon=True
+        )
+        child.start()
+        theirs.close()
+        try:
+            ours.send(evidence_id)
+            while True:
+                try:
+                    message = ours.recv()
+                except EOFError:
+                    raise _ChildFailure("the reading process ended without finishing") from None
+                if isinstance(message, BaseException):
+                    raise message
+                yield message
+                if isinstance(message, _Checked):
+                    return
+        finally:
+            ours.close()
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+                child.join()
+
+    return messages
+
+
+def _store_file(
+    store: Store,
+    path: Path,
+    *,
+    run_id: int | None,
+    progress: Callable[[int], None] | None,
+    in_child: bool,
+) -> CounterFileResult:
+    if not in_child:
+        report, rows = scan_report(path)  # raises first for what is not a report at all
+        return store_report(
+            store,
+            report,
+            rows,
+            request_url=path.resolve().as_uri(),
+            payload_sha256=_file_sha256(path),
+            run_id=run_id,
+            progress=progress,
+            bulk=_bulk_load_expected(store, path),
+        )
+    return _store_messages(
+        store,
+        _messages_from_child(path, COUNTER_SOURCE_ID),
+        _evidence(COUNTER_SOURCE_ID, path.resolve().as_uri(), _file_sha256(path), run_id),
+        origin=str(path),
+        run_id=run_id,
+        progress=progress,
+        bulk=_bulk_load_expected(store, path),
+    )
 
 
 def _bulk_load_expected(store: Store, path: Path) -> bool:
@@ -430,9 +506,10 @@ def import_counter(
 ) -> CounterImportSummary:
     """Import COUNTER R5 / R5.1 report files; each is stored whole or rejected whole.
 
-    ``settings`` is accepted for symmetry with ``ingest_paths``; no setting applies yet.
+    A file of ``settings.counter_parallel_bytes`` or more is read and checked in a second
+    process while this one stores it.
     """
-    del settings
+    parallel_bytes = (settings or Settings()).counter_parallel_bytes
     files = [Path(p) for p in paths]
     summary = CounterImportSummary()
     summary.run_id = start_run(
@@ -452,16 +529,12 @@ def import_counter(
                     progress(base + count)
 
             try:
-                report, rows = scan_report(path)
-                result = store_report(
+                result = _store_file(
                     store,
-                    report,
-                    rows,
-                    request_url=path.resolve().as_uri(),
-                    payload_sha256=_file_sha256(path),
+                    path,
                     run_id=summary.run_id,
                     progress=report_progress,
-                    bulk=_bulk_load_expected(store, path),
+                    in_child=path.is_file() and path.stat().st_size >= parallel_bytes,
                 )
             except SushiException as exc:
                 summary.files.append(CounterFileResult(str(path), "error", problems=[str(exc)]))
