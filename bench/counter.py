@@ -127,9 +127,7 @@ def _import_child(path: str, db: str, results: Queue[Any]) -> None:
     results.put((result.status, result.stored, result.problems[:3], elapsed, peak_kib))
 
 
-def import_in_child(
-    path: Path, db: Path
-) -> tuple[str, int, list[str], float, tuple[int, int]]:
+def import_in_child(path: Path, db: Path) -> tuple[str, int, list[str], float, tuple[int, int]]:
     outcome: tuple[str, int, list[str], float, tuple[int, int]] = run_in_child(
         _import_child, str(path), str(db)
     )
