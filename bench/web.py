@@ -2,7 +2,7 @@
 
 Builds (or reuses, by path) a store of N outputs with people in groups (written straight
 through SQLite, as ``bench/scoring.py`` does) and M events (Crossref Event Data lines through
-the real ingest, matching and scoring), serves it with uvicorn on loopback, and runs C
+the real ingest, matching and scoring), serves it with `reachmeter serve` on loopback, and runs C
 concurrent clients (httpx, asyncio) for S seconds against the output page, the outputs list
 page, API reads and the badge. Prints requests/s and p50/p95/p99 per endpoint next to its
 target, after a pass with one client alone (the time a request takes without queueing).
@@ -182,17 +182,6 @@ def build(path: Path, outputs: int, events: int, people: int) -> None:
 # -- the server -----------------------------------------------------------------------------
 
 
-def app_factory() -> Any:
-    """The application uvicorn serves (``--factory``): the store named by the environment,
-    as a public dashboard."""
-    from reachmeter.settings import Settings
-    from reachmeter.store import open_store
-    from reachmeter.web.app import create_app
-
-    store = open_store(os.environ["REACHMETER_BENCH_DB"])
-    return create_app(store, Settings(public_dashboard=True, secret_key="bench-only"))  # noqa: S106
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -201,13 +190,17 @@ def _free_port() -> int:
 
 
 def serve(path: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """``reachmeter serve`` on the store, as a public dashboard, without access logs."""
     command = [
-        sys.executable, "-m", "uvicorn", "web:app_factory", "--factory",
-        "--app-dir", str(Path(__file__).parent), "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+        str(Path(sys.executable).parent / "reachmeter"), "serve", "--db", str(path),
+        "--port", str(port), "--workers", str(workers), "--no-access-log",
     ]  # fmt: skip
-    env = {**os.environ, "REACHMETER_BENCH_DB": str(path)}
-    server = subprocess.Popen(command, env=env)  # noqa: S603  (our own interpreter)
+    env = {
+        **os.environ,
+        "REACHMETER_PUBLIC_DASHBOARD": "true",
+        "REACHMETER_SECRET_KEY": "bench-only",
+    }
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -330,7 +323,9 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=DEFAULT_DB, help="built once, then reused")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="server processes (`reachmeter serve --workers`)"
+    )
     parser.add_argument(
         "--baseline-seconds", type=float, default=10.0, help="first, one client alone (0: skip)"
     )
@@ -356,8 +351,8 @@ def main() -> None:
             report(chosen, times, errors, args.baseline_seconds)
             print()
         print(
-            f"{args.clients} clients for {args.seconds:.0f} s against {args.workers} uvicorn "
-            f"worker(s), {os.cpu_count()} CPUs shared with the clients and anything else running"
+            f"{args.clients} clients for {args.seconds:.0f} s against {args.workers} server "
+            f"process(es), {os.cpu_count()} CPUs shared with the clients and anything else running"
             f" (load average {os.getloadavg()[0]:.1f} before the run)"
         )
         times, errors = asyncio.run(load(base, chosen, args.clients, args.seconds))

@@ -154,6 +154,34 @@ def test_outputs_scored_later_than_the_scores_are_listed_last_with_no_score(
         assert len(_walk(api, "/api/v1/outputs", limit=2, score_min=0)) == 5
 
 
+def test_date_pages_keep_the_undated_first_ascending_and_last_descending(store: Store) -> None:
+    from reachmeter.matching.identifiers import normalize
+    from reachmeter.store.catalog import upsert_output
+
+    days = [None, dt.date(2024, 5, 1), None, dt.date(2023, 1, 9), dt.date(2024, 5, 1), None]
+    days += [dt.date(2022, 12, 31), dt.date(2024, 5, 1), None]
+    with store.session() as session:
+        ids = [
+            upsert_output(session, identifiers=[normalize(f"10.1234/day.{n}")], published_on=d)[
+                0
+            ].id
+            for n, d in enumerate(days)
+        ]
+    dated = sorted((d, i) for d, i in zip(days, ids, strict=True) if d is not None)
+    undated = sorted(i for d, i in zip(days, ids, strict=True) if d is None)
+    ascending = undated + [i for _, i in dated]
+    descending = [i for _, i in reversed(dated)] + undated[::-1]
+    with client(make_app(store)) as api:
+        for limit in (1, 2, 4, 50):
+            up = _walk(api, "/api/v1/outputs", sort="published_on", order="asc", limit=limit)
+            down = _walk(api, "/api/v1/outputs", sort="published_on", limit=limit)
+            assert [i["id"] for i in up] == ascending
+            assert [i["id"] for i in down] == descending
+        within = _walk(api, "/api/v1/outputs", sort="published_on", limit=1,
+                       published_to="2024-04-30")  # fmt: skip
+        assert [i["id"] for i in within] == [ids[3], ids[6]]
+
+
 def test_output_list_scores_are_the_stored_scores(api: AppClient, demo: Store) -> None:
     items = _walk(api, "/api/v1/outputs", limit=100, profile="altmetric-like")
     stored = {row["output_id"]: row for row in iter_scores(demo, "altmetric-like", AS_OF)}

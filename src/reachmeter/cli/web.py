@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from typing import Annotated
@@ -23,13 +24,19 @@ PASSWORD_ENV = "REACHMETER_PASSWORD"  # noqa: S105  (the name of a variable)
 
 
 def serve_store(
-    store: Store, host: str, port: int, settings: Settings | None = None, *, demo: bool = False
+    store: Store,
+    host: str,
+    port: int,
+    settings: Settings | None = None,
+    *,
+    demo: bool = False,
+    workers: int = 1,
+    access_log: bool = True,
 ) -> None:
-    """Serve the dashboard, API and badges of ``store`` with uvicorn until interrupted."""
-    import uvicorn
-
+    """Serve the dashboard, API and badges of ``store`` with uvicorn until interrupted, in
+    ``workers`` processes (each with its own connections to the store)."""
     from reachmeter import charts
-    from reachmeter.web import create_app
+    from reachmeter.web import create_app, serving
 
     settings = settings or Settings()
     with store.engine.connect() as connection:
@@ -43,9 +50,26 @@ def serve_store(
             "with `reachmeter users add EMAIL --role admin`, or set "
             "REACHMETER_PUBLIC_DASHBOARD=true for anonymous read-only access"
         )
-    # Build the charts' JavaScript while the server starts, not on the first page view.
-    threading.Thread(target=charts.javascript_bundle, daemon=True).start()
-    uvicorn.run(create_app(store, settings), host=host, port=port, log_level="info")
+    if workers <= 1:
+        # Build the charts' JavaScript while the server starts, not on the first page view.
+        threading.Thread(target=charts.javascript_bundle, daemon=True).start()
+    else:
+        # The worker processes are spawned: they find the store and the settings in their
+        # environment, as this process has them.
+        url = store.engine.url.render_as_string(hide_password=False)
+        os.environ.update(_environment(settings.model_copy(update={"database_url": url})))
+    serving.run(
+        create_app(store, settings), host=host, port=port, workers=workers, access_log=access_log
+    )
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """``REACHMETER_*`` variables that give ``Settings()`` the values of ``settings``."""
+    found: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        found[f"REACHMETER_{name.upper()}"] = text
+    return found
 
 
 @app.command()
@@ -53,11 +77,17 @@ def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes (one per CPU core serves most).")
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option(help="Log each request (method, path, status).")
+    ] = True,
 ) -> None:
     """Serve the web dashboard, the REST API (/api/v1) and badges of a store."""
     store = open_cli_store(db)
     try:
-        serve_store(store, host, port)
+        serve_store(store, host, port, workers=workers, access_log=access_log)
     finally:
         store.close()
 

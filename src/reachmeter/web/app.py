@@ -19,6 +19,15 @@ STATIC_DIR = Path(__file__).parent / "static"
 _MACHINE_PREFIXES = ("/api/", "/badge/", "/static/")
 
 
+def app_from_environment() -> FastAPI:
+    """The application of one of several server processes (``reachmeter serve --workers``):
+    the store and settings named by the environment (``REACHMETER_DATABASE_URL``, ...)."""
+    from reachmeter.store import open_store
+
+    settings = Settings()
+    return create_app(open_store(settings.database_url), settings)
+
+
 def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     """The application serving ``store``. ``app.state.store`` and ``app.state.settings`` are
     what every route reads."""

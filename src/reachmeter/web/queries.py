@@ -26,12 +26,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Date,
     Engine,
     and_,
     exists,
     func,
-    literal,
     null,
     or_,
     select,
@@ -103,7 +101,7 @@ __all__ = [
 
 MAX_LIMIT = 500
 OutputSort = Literal["score", "published_on", "title", "id"]
-_EPOCH = dt.date(1, 1, 1)  # stands for "no date" in a date sort: undated outputs sort first
+_EPOCH = dt.date(1, 1, 1)  # "no date" in a date cursor: undated outputs sort first
 
 
 class NotFoundError(LookupError):
@@ -357,6 +355,18 @@ def _after(keys: Sequence[Any], values: Sequence[Any], descending: bool) -> Colu
     if descending:
         return and_(first <= value, or_(first < value, rest))
     return and_(first >= value, or_(first > value, rest))
+
+
+def _after_day(day: dt.date | None, last_id: int, descending: bool) -> ColumnElement[bool]:
+    """Outputs after the one published on ``day`` (None: undated) with id ``last_id``, in
+    publication order with the undated first (ascending) or last (descending)."""
+    published = Output.published_on
+    if day is None:
+        if descending:
+            return and_(published.is_(None), Output.id < last_id)
+        return or_(published.is_not(None), and_(published.is_(None), Output.id > last_id))
+    after = _after((published, Output.id), (day, last_id), descending)
+    return or_(after, published.is_(None)) if descending else after
 
 
 def _limit(limit: int) -> int:
@@ -721,7 +731,9 @@ def _by_output_key(
     kind = f"{sort}-{'d' if descending else 'a'}"
     decoded = _decode_cursor(cursor, (kind,))
     if sort == "published_on":
-        key: Any = func.coalesce(Output.published_on, literal(_EPOCH, Date()))
+        # The column itself, not a stand-in date for the undated, so that the index on
+        # (published_on, id) gives the order and serves a date range at once.
+        key: Any = Output.published_on
     elif sort == "title":
         key = Output.title
     else:
@@ -736,11 +748,17 @@ def _by_output_key(
             raise CursorError("invalid cursor")
         parsed: list[Any] = [_int(values[-1])]
         if sort == "published_on":
-            parsed.insert(0, _date(values[0]))
-        elif sort == "title":
-            parsed.insert(0, _text(values[0]))
-        query = query.where(_after(keys, parsed, descending))
+            day = _date(values[0])
+            query = query.where(_after_day(None if day == _EPOCH else day, parsed[0], descending))
+        else:
+            if sort == "title":
+                parsed.insert(0, _text(values[0]))
+            query = query.where(_after(keys, parsed, descending))
     order = [k.desc() if descending else k for k in keys]
+    if sort == "published_on":
+        # Undated first when ascending, last when descending (SQLite's own NULL order, which
+        # PostgreSQL must be told).
+        order[0] = order[0].nulls_last() if descending else order[0].nulls_first()
     if filters.score_min is None and filters.score_max is None:
         # Choose the page from the outputs alone, then join the scores of those rows only:
         # SQLite would otherwise look up a score for every output it sorts.

@@ -1,0 +1,84 @@
+"""``reachmeter serve --workers N``: several server processes on one socket, each reading
+the store and settings it was started with."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reachmeter.store import Store
+from reachmeter.web import serving
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_the_shared_socket_sends_small_responses_at_once() -> None:
+    config = serving._Config(serving.WORKER_APP, factory=True, host="127.0.0.1", port=0)
+    sock = config.bind_socket()
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()
+
+
+def test_worker_processes_serve_the_store_with_its_settings(sqlite_store: Store) -> None:
+    db = str(sqlite_store.engine.url.database)
+    port = _free_port()
+    env = {**os.environ, "REACHMETER_PUBLIC_DASHBOARD": "true"}
+    command = [
+        sys.executable, "-m", "reachmeter", "serve", "--db", db, "--port", str(port),
+        "--workers", "2", "--no-access-log",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/api/v1/profiles", timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail("the server did not start")
+                time.sleep(0.3)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            # Public, as the serving process's environment said; the store is empty.
+            for _ in range(6):
+                page = client.get("/api/v1/outputs")
+                assert page.status_code == 200
+                assert page.json() == {"items": [], "next_cursor": None}
+            assert client.get("/", follow_redirects=False).status_code == 200
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode()
+    assert output.count("Application startup complete.") == 2
+    assert db not in output  # the store's address is handed over, not logged
+
+
+def test_settings_reach_the_workers_through_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reachmeter.cli.web import _environment
+    from reachmeter.settings import Settings
+
+    given = Settings(
+        database_url=str(tmp_path / "x.db"), public_dashboard=True, http_max_attempts=7
+    )
+    environment = _environment(given)
+    assert environment["REACHMETER_PUBLIC_DASHBOARD"] == "true"
+    assert environment["REACHMETER_HTTP_MAX_ATTEMPTS"] == "7"
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == given
