@@ -82,3 +82,20 @@ def test_settings_reach_the_workers_through_the_environment(
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert Settings() == given
+
+
+def test_each_process_works_on_as_many_requests_at_once_as_set(sqlite_store: Store) -> None:
+    import anyio.to_thread
+
+    from reachmeter.settings import Settings
+    from reachmeter.web import create_app
+    from tests.webdemo import TestClient
+
+    def tokens() -> float:
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    for threads in (1, 4):
+        app = create_app(sqlite_store, Settings(web_threads=threads, public_dashboard=True))
+        with TestClient(app) as client:
+            assert client.portal.call(tokens) == threads
+            assert client.get("/api/v1/outputs").status_code == 200

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         description="Signs the dashboard's session cookies; generated and kept in the store "
         "when empty.",
     )
+    web_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Requests each server process works on at once; more threads would only "
+        "take turns on Python's interpreter lock.",
+    )
     public_dashboard: bool = Field(
         default=False,
         description="Let anonymous visitors read the dashboard and API; otherwise log in.",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse
@@ -31,7 +34,17 @@ def app_from_environment() -> FastAPI:
 def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     """The application serving ``store``. ``app.state.store`` and ``app.state.settings`` are
     what every route reads."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run on worker threads; under load, dozens of them contending for the
+        # interpreter lock serve fewer requests than a few do (measured in bench/web.py).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.web_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ReachMeter",
         version="1",
         openapi_url="/api/v1/openapi.json",
@@ -39,7 +52,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.store = store
-    app.state.settings = settings or Settings()
+    app.state.settings = settings
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(badges.router)
     app.include_router(pages.router)
