@@ -11,10 +11,10 @@ import datetime as dt
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, tuple_
+from sqlalchemy import Connection, Table, delete, func, insert, select, tuple_
 
 from reachmeter.records import key_hash
 from reachmeter.scoring.compute import (
@@ -467,7 +467,11 @@ def latest_as_of(store: Store, profile_name: str) -> dt.date | None:
         return value
 
 
-def _score_dict(score: Score) -> dict[str, Any]:
+_STORED_SCORE = tuple(cast(Table, Score.__table__).columns)
+
+
+def _score_dict(score: Any) -> dict[str, Any]:
+    """A stored score (a ``Score`` or a row of its columns) as the API and CLI show it."""
     return {
         "output_id": score.output_id,
         "profile": score.profile_name,
@@ -487,17 +491,15 @@ def read_score(
     store: Store, output_id: int, profile_name: str = "default", as_of: dt.date | None = None
 ) -> dict[str, Any] | None:
     """A stored score with its breakdown, context and history (latest ``as_of`` by default)."""
-    with store.session() as session:
-        query = select(Score).where(
-            Score.profile_name == profile_name, Score.output_id == output_id
-        )
-        query = (
-            query.where(Score.as_of == as_of)
-            if as_of
-            else query.order_by(Score.as_of.desc()).limit(1)
-        )
-        score = session.scalars(query).first()
-        return _score_dict(score) if score is not None else None
+    # Columns, not an ORM object: read on every page, badge and API call, where building the
+    # ORM's row loader cost more than the query.
+    query = select(*_STORED_SCORE).where(
+        Score.profile_name == profile_name, Score.output_id == output_id
+    )
+    query = query.where(Score.as_of == as_of) if as_of else query.order_by(Score.as_of.desc())
+    with store.engine.connect() as connection:
+        row = connection.execute(query.limit(1)).first()
+    return _score_dict(row) if row is not None else None
 
 
 def top_scores(
