@@ -40,6 +40,7 @@ __all__ = [
     "create_user",
     "csrf_token",
     "current_user",
+    "reader",
     "require_reader",
     "require_role",
     "verify_csrf",
@@ -317,13 +318,19 @@ def _unauthenticated() -> HTTPException:
     return HTTPException(401, "log in or send an API token", headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_reader(request: Request) -> User | None:
-    """FastAPI dependency: the user, or ``None`` for an anonymous visitor of a public
-    dashboard; 401 when the dashboard is not public and nobody is authenticated."""
+def reader(request: Request) -> User | None:
+    """The user, or ``None`` for an anonymous visitor of a public dashboard; 401 when the
+    dashboard is not public and nobody is authenticated."""
     user = current_user(request)
     if user is None and not request.app.state.settings.public_dashboard:
         raise _unauthenticated()
     return user
+
+
+async def require_reader(request: Request) -> User | None:
+    """FastAPI dependency: ``reader``, run in the event loop rather than on a worker thread
+    (an anonymous visitor needs no query; a session, one lookup by primary key)."""
+    return reader(request)
 
 
 def require_role(role: str) -> Callable[[Request], User]:

@@ -30,7 +30,7 @@ from reachmeter.matching.identifiers import SCHEME_ORDER, IdentifierError, norma
 from reachmeter.store import Store
 from reachmeter.store.schema import Authorship, Output, Person, Score
 from reachmeter.web import queries
-from reachmeter.web.auth import require_reader
+from reachmeter.web.auth import reader
 
 __all__ = ["Badge", "badge_svg", "router"]
 
@@ -339,7 +339,7 @@ def badge(
     image = identifier.endswith(".svg")
     value = identifier.removesuffix(".svg")
     try:
-        require_reader(request)
+        reader(request)
     except HTTPException as exc:
         if not image:
             raise
