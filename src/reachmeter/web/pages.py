@@ -32,7 +32,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from reachmeter import charts
 from reachmeter.scoring import (
     builtin_profiles,
-    latest_as_of,
     methods_log,
     reach,
     read_score,
@@ -279,7 +278,8 @@ def _load_profile(name: str) -> Profile:
 
 
 def _scored_day(request: Request, profile: Profile) -> dt.date | None:
-    return latest_as_of(_store(request), profile.name)
+    """The latest day the profile's scores were stored for, remembered as the API does."""
+    return queries.latest_day(_store(request), profile.name)
 
 
 def _month_expr(store: Store, column: Any) -> ColumnElement[str]:
