@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 from pathlib import Path
 
 import pytest
@@ -210,6 +212,31 @@ def test_errors_in_the_second_process_are_the_errors_of_the_file(
     assert summary.files[0].problems[0].startswith("cannot be read: not valid JSON")
     assert summary.files[1].problems == [
         "SUSHI exception 2000: Requestor Not Authorized to Access Service"
+    ]
+    assert _count(store, Observation) == 0
+    assert _count(store, Evidence) == 0
+
+
+def _reader_that_dies(*_: object) -> None:
+    os._exit(3)  # as a reading process killed mid-way would
+
+
+def test_a_reading_process_that_dies_is_an_error_of_its_file_and_stores_nothing(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawn = multiprocessing.get_context("spawn")
+
+    class Dying:
+        Pipe = spawn.Pipe
+
+        def Process(self, target: object, args: tuple[object, ...], daemon: bool) -> object:
+            return spawn.Process(target=_reader_that_dies, args=args, daemon=daemon)
+
+    monkeypatch.setattr(importer.multiprocessing, "get_context", lambda _method: Dying())
+    path = _tsv(tmp_path, [_row(1), _row(2)])
+    summary = import_counter(store, [path], settings=IN_CHILD)
+    assert [(f.status, f.problems) for f in summary.files] == [
+        ("error", ["cannot be read: the reading process ended without finishing"])
     ]
     assert _count(store, Observation) == 0
     assert _count(store, Evidence) == 0

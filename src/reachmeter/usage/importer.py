@@ -429,17 +429,17 @@ def _messages_from_child(path: Path, source_id: str) -> _MessageSource:
         child.start()
         theirs.close()
         try:
-            ours.send(evidence_id)
-            while True:
-                try:
+            try:
+                ours.send(evidence_id)
+                while True:
                     message = ours.recv()
-                except EOFError:
-                    raise _ChildFailure("the reading process ended without finishing") from None
-                if isinstance(message, BaseException):
-                    raise message
-                yield message
-                if isinstance(message, _Checked):
-                    return
+                    if isinstance(message, BaseException):
+                        raise message
+                    yield message
+                    if isinstance(message, _Checked):
+                        return
+            except (EOFError, ConnectionError):  # it died (or was killed)
+                raise _ChildFailure("the reading process ended without finishing") from None
         finally:
             ours.close()
             child.join(timeout=10)
@@ -539,7 +539,7 @@ def import_counter(
             except SushiException as exc:
                 summary.files.append(CounterFileResult(str(path), "error", problems=[str(exc)]))
                 continue
-            except (CounterError, OSError, UnicodeDecodeError) as exc:
+            except (CounterError, OSError, UnicodeDecodeError, _ChildFailure) as exc:
                 summary.files.append(
                     CounterFileResult(str(path), "error", problems=[f"cannot be read: {exc}"])
                 )
