@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select
+from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select
 
 from reachmeter.scoring.load import author_expr, counted_event_filter
 from reachmeter.scoring.profiles import FlagRules, Profile
@@ -399,20 +399,24 @@ def detect_flags(
 
 def flags_of(connection: Connection, output_ids: Sequence[int]) -> list[dict[str, Any]]:
     """The stored flags of some outputs."""
-    rows = connection.execute(
-        select(
-            ScoreFlag.kind,
-            ScoreFlag.output_id,
-            ScoreFlag.event_id,
-            ScoreFlag.observation_id,
-            ScoreFlag.source_id,
-            ScoreFlag.subj_author,
-            ScoreFlag.detail,
-        )
-        .where(ScoreFlag.output_id.in_(sorted(output_ids)))
-        .order_by(ScoreFlag.id)
-    )
+    rows = connection.execute(_FLAGS_OF, {"ids": sorted(output_ids)})
     return [dict(row._mapping) for row in rows]
+
+
+# Read on every output page and explain: built once, the ids bound when it runs.
+_FLAGS_OF = (
+    select(
+        ScoreFlag.kind,
+        ScoreFlag.output_id,
+        ScoreFlag.event_id,
+        ScoreFlag.observation_id,
+        ScoreFlag.source_id,
+        ScoreFlag.subj_author,
+        ScoreFlag.detail,
+    )
+    .where(ScoreFlag.output_id.in_(bindparam("ids", expanding=True)))
+    .order_by(ScoreFlag.id)
+)
 
 
 def _event_rows(connection: Connection, conditions: Sequence[Any]) -> list[EventRow]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Table, delete, func, insert, select, tuple_
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, tuple_
 
 from reachmeter.records import key_hash
 from reachmeter.scoring.compute import (
@@ -468,6 +468,11 @@ def latest_as_of(store: Store, profile_name: str) -> dt.date | None:
 
 
 _STORED_SCORE = tuple(cast(Table, Score.__table__).columns)
+_SCORE_OF = select(*_STORED_SCORE).where(
+    Score.profile_name == bindparam("profile"), Score.output_id == bindparam("output_id")
+)
+_SCORE_ON_DAY = _SCORE_OF.where(Score.as_of == bindparam("as_of")).limit(1)
+_LATEST_SCORE = _SCORE_OF.order_by(Score.as_of.desc()).limit(1)
 
 
 def _score_dict(score: Any) -> dict[str, Any]:
@@ -491,14 +496,18 @@ def read_score(
     store: Store, output_id: int, profile_name: str = "default", as_of: dt.date | None = None
 ) -> dict[str, Any] | None:
     """A stored score with its breakdown, context and history (latest ``as_of`` by default)."""
-    # Columns, not an ORM object: read on every page, badge and API call, where building the
-    # ORM's row loader cost more than the query.
-    query = select(*_STORED_SCORE).where(
-        Score.profile_name == profile_name, Score.output_id == output_id
-    )
-    query = query.where(Score.as_of == as_of) if as_of else query.order_by(Score.as_of.desc())
+    # Read on every page, badge and API call: columns rather than an ORM object, and
+    # statements built once (building them cost more than running them).
     with store.engine.connect() as connection:
-        row = connection.execute(query.limit(1)).first()
+        if as_of:
+            found = connection.execute(
+                _SCORE_ON_DAY, {"profile": profile_name, "output_id": output_id, "as_of": as_of}
+            )
+        else:
+            found = connection.execute(
+                _LATEST_SCORE, {"profile": profile_name, "output_id": output_id}
+            )
+        row = found.first()
     return _score_dict(row) if row is not None else None
 
 

@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from reachmeter.charts import source_colour
 from reachmeter.matching.identifiers import SCHEME_ORDER, IdentifierError, normalize
@@ -115,20 +115,27 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
+# Built once (badges are the most requested address); values are bound when it runs.
+_OUTPUT_BADGE = (
+    select(Output.title, Score.score, Score.mentions, Score.breakdown, Score.as_of)
+    .select_from(Output)
+    .outerjoin(
+        Score,
+        (Score.output_id == Output.id)
+        & (Score.profile_name == bindparam("profile"))
+        & (Score.as_of == bindparam("as_of")),
+    )
+    .where(Output.id == bindparam("output_id"))
+)
+
+
 def output_badge(store: Store, output_id: int, scoring: queries.Scoring) -> Badge:
     """The badge of an output: its stored score under the profile on the scoring day (the
     row ``read_score`` reads, fetched with the title in one query)."""
     with store.engine.connect() as connection:
         row = connection.execute(
-            select(Output.title, Score.score, Score.mentions, Score.breakdown, Score.as_of)
-            .select_from(Output)
-            .outerjoin(
-                Score,
-                (Score.output_id == Output.id)
-                & (Score.profile_name == scoring.profile)
-                & (Score.as_of == scoring.as_of),
-            )
-            .where(Output.id == output_id)
+            _OUTPUT_BADGE,
+            {"output_id": output_id, "profile": scoring.profile, "as_of": scoring.as_of},
         ).first()
     name = (row.title if row is not None else "") or f"output {output_id}"
     if row is None or row.score is None:

@@ -26,7 +26,7 @@ import jinja2
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, literal, select
+from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from reachmeter import charts
@@ -803,39 +803,73 @@ def outputs(request: Request, user: Reader) -> Response:
     )
 
 
+# The output page's statements, built once (building one costs more than running it); values
+# are bound when they run.
+_OUTPUT_ROW = select(
+    Output.id, Output.title, Output.type, Output.venue, Output.published_on, Output.merged_into_id
+).where(Output.id == bindparam("output_id"))
+_IDENTIFIERS = (
+    select(OutputIdentifier.scheme, OutputIdentifier.value)
+    .where(OutputIdentifier.output_id.in_(bindparam("ids", expanding=True)))
+    .order_by(OutputIdentifier.scheme, OutputIdentifier.value)
+)
+_AUTHORS = (
+    select(Person.id, Person.name)
+    .join(Authorship, Authorship.person_id == Person.id)
+    .where(Authorship.output_id == bindparam("output_id"))
+    .order_by(Authorship.position.nulls_last(), Person.name)
+)
+_MENTIONS = (
+    select(
+        Event.id,
+        Event.event_key,
+        Event.source_id,
+        author_expr.label("author"),
+        Event.subj_id,
+        Event.relation_type_id,
+        Event.occurred_at,
+        Event.subj,
+        Event.evidence_url,
+        EventMatch.method,
+        EventMatch.verification,
+        EventMatch.identifier,
+        Evidence.source_id.label("evidence_source"),
+        Evidence.request_url,
+        Evidence.payload_sha256,
+        Evidence.collected_at,
+    )
+    .join(EventMatch, EventMatch.event_id == Event.id)
+    .join(Evidence, Evidence.id == Event.evidence_id)
+    .where(EventMatch.output_id.in_(bindparam("members", expanding=True)))
+    .order_by(Event.occurred_at.desc(), Event.id.desc())
+)
+_NEWEST_MENTIONS = _MENTIONS.limit(bindparam("rows"))
+_MENTIONS_COUNTED = select(func.count(func.distinct(EventMatch.event_id))).where(
+    EventMatch.output_id.in_(bindparam("members", expanding=True))
+)
+_DELETED_EVENTS = select(Correction.target_key).where(
+    Correction.target_kind == "event",
+    Correction.action == "deleted",
+    Correction.target_key.in_(bindparam("keys", expanding=True)),
+)
+_OPEN_REQUESTS = select(func.count()).where(CorrectionRequest.output_id == bindparam("output_id"))
+
+
 def _output_facts(store: Store, output_id: int) -> tuple[dict[str, Any], list[int]]:
     """The output, its identifiers and authors, and its members (itself and the outputs
     merged into it); 404 when there is no such output."""
     with store.engine.connect() as connection:
-        row = connection.execute(
-            select(
-                Output.id,
-                Output.title,
-                Output.type,
-                Output.venue,
-                Output.published_on,
-                Output.merged_into_id,
-            ).where(Output.id == output_id)
-        ).first()
+        row = connection.execute(_OUTPUT_ROW, {"output_id": output_id}).first()
         if row is None:
             raise HTTPException(404, f"no output with id {output_id}")
         members = queries.members(connection, output_id)
         identifiers = [
             f"{scheme}:{value}"
-            for scheme, value in connection.execute(
-                select(OutputIdentifier.scheme, OutputIdentifier.value)
-                .where(OutputIdentifier.output_id.in_(members))
-                .order_by(OutputIdentifier.scheme, OutputIdentifier.value)
-            )
+            for scheme, value in connection.execute(_IDENTIFIERS, {"ids": members})
         ]
         authors = [
             {"person_id": int(i), "name": str(n)}
-            for i, n in connection.execute(
-                select(Person.id, Person.name)
-                .join(Authorship, Authorship.person_id == Person.id)
-                .where(Authorship.output_id == output_id)
-                .order_by(Authorship.position.nulls_last(), Person.name)
-            )
+            for i, n in connection.execute(_AUTHORS, {"output_id": output_id})
         ]
     output = {
         "id": int(row.id),
@@ -899,56 +933,21 @@ def _mentions(
 ) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
     """The output's matched mentions, newest first (``limit`` of them), how many there are,
     and the output's stored flags (``scoring.flags.flags_of``, as ``explain`` shows them)."""
-    query = (
-        select(
-            Event.id,
-            Event.event_key,
-            Event.source_id,
-            author_expr.label("author"),
-            Event.subj_id,
-            Event.relation_type_id,
-            Event.occurred_at,
-            Event.subj,
-            Event.evidence_url,
-            EventMatch.method,
-            EventMatch.verification,
-            EventMatch.identifier,
-            Evidence.source_id.label("evidence_source"),
-            Evidence.request_url,
-            Evidence.payload_sha256,
-            Evidence.collected_at,
-        )
-        .join(EventMatch, EventMatch.event_id == Event.id)
-        .join(Evidence, Evidence.id == Event.evidence_id)
-        .where(EventMatch.output_id.in_(list(members)))
-        .order_by(Event.occurred_at.desc(), Event.id.desc())
-    )
-    if limit is not None:
-        query = query.limit(limit)
+    bound = {"members": list(members)}
     with store.engine.connect() as connection:
-        rows = connection.execute(query).all()
+        if limit is None:
+            rows = connection.execute(_MENTIONS, bound).all()
+        else:
+            rows = connection.execute(_NEWEST_MENTIONS, {**bound, "rows": limit}).all()
         total = (
             len(rows)
             if limit is None or len(rows) < limit
-            else int(
-                connection.execute(
-                    select(func.count(func.distinct(EventMatch.event_id))).where(
-                        EventMatch.output_id.in_(list(members))
-                    )
-                ).scalar()
-                or 0
-            )
+            else int(connection.execute(_MENTIONS_COUNTED, bound).scalar() or 0)
         )
         flags = flags_of(connection, list(members))
         deleted = {
             str(key)
-            for (key,) in connection.execute(
-                select(Correction.target_key).where(
-                    Correction.target_kind == "event",
-                    Correction.action == "deleted",
-                    Correction.target_key.in_([r.event_key for r in rows]),
-                )
-            )
+            for (key,) in connection.execute(_DELETED_EVENTS, {"keys": [r.event_key for r in rows]})
         }
     by_event: dict[int, list[str]] = defaultdict(list)
     for flag in flags:
@@ -1025,12 +1024,7 @@ def output_page(request: Request, output_id: int, user: Reader) -> Response:
     if exported:
         return exported
     with store.engine.connect() as connection:
-        requests = int(
-            connection.execute(
-                select(func.count()).where(CorrectionRequest.output_id == output_id)
-            ).scalar()
-            or 0
-        )
+        requests = int(connection.execute(_OPEN_REQUESTS, {"output_id": output_id}).scalar() or 0)
     if total > MENTIONS_SHOWN:  # a much-mentioned output: its timeline reads thousands of rows
         series = _kept(
             request,

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     exists,
     func,
     null,
@@ -568,17 +569,22 @@ _SUMMARY_COLUMNS = (
 )
 
 
+# Statements read on most requests are built once, with their values bound when run:
+# building a statement costs SQLAlchemy more than SQLite takes to run it.
+_IDENTIFIERS_OF = (
+    select(OutputIdentifier.output_id, OutputIdentifier.scheme, OutputIdentifier.value)
+    .where(OutputIdentifier.output_id.in_(bindparam("ids", expanding=True)))
+    .order_by(OutputIdentifier.id)
+)
+
+
 def identifiers_of(connection: Connection, output_ids: Iterable[int]) -> dict[int, list[str]]:
     """The ``scheme:value`` identifiers of each output, in the order they were added."""
     ids = sorted(set(output_ids))
     found: dict[int, list[str]] = defaultdict(list)
     if not ids:
         return found
-    for output_id, scheme, value in connection.execute(
-        select(OutputIdentifier.output_id, OutputIdentifier.scheme, OutputIdentifier.value)
-        .where(OutputIdentifier.output_id.in_(ids))
-        .order_by(OutputIdentifier.id)
-    ):
+    for output_id, scheme, value in connection.execute(_IDENTIFIERS_OF, {"ids": ids}):
         found[int(output_id)].append(f"{scheme}:{value}")
     return found
 
@@ -787,13 +793,16 @@ def _by_output_key(
     return rows[:limit], _encode_cursor(kind, values_out)
 
 
+_OUTPUT_BY_IDENTIFIER = select(OutputIdentifier.output_id).where(
+    OutputIdentifier.scheme == bindparam("scheme"), OutputIdentifier.value == bindparam("value")
+)
+_MERGED_INTO = select(Output.merged_into_id).where(Output.id == bindparam("output_id"))
+
+
 def find_output_id(connection: Connection, identifier: Identifier) -> int | None:
     """The kept output known by a normalised identifier (following merges), or None."""
     found = connection.execute(
-        select(OutputIdentifier.output_id).where(
-            OutputIdentifier.scheme == identifier.scheme,
-            OutputIdentifier.value == identifier.value,
-        )
+        _OUTPUT_BY_IDENTIFIER, {"scheme": identifier.scheme, "value": identifier.value}
     ).scalar()
     return None if found is None else kept_output_id(connection, int(found))
 
@@ -804,7 +813,7 @@ def kept_output_id(connection: Connection, output_id: int) -> int | None:
     current = output_id
     while current not in seen:
         seen.add(current)
-        row = connection.execute(select(Output.merged_into_id).where(Output.id == current)).first()
+        row = connection.execute(_MERGED_INTO, {"output_id": current}).first()
         if row is None:
             return None
         if row[0] is None:
@@ -863,42 +872,40 @@ def members(connection: Connection, output_id: int) -> list[int]:
     return sorted(members)
 
 
+_OUTPUT_ROW = select(
+    Output.id, Output.type, Output.title, Output.venue, Output.published_on, Output.merged_into_id
+).where(Output.id == bindparam("output_id"))
+_AUTHORS = (
+    select(Person.id, Person.name, Person.orcid, Authorship.position)
+    .join(Authorship, Authorship.person_id == Person.id)
+    .where(Authorship.output_id == bindparam("output_id"))
+    .order_by(Authorship.position, Person.id)
+)
+_MENTIONS_BY_SOURCE = (
+    select(Event.source_id, func.count(func.distinct(Event.id)))
+    .join(EventMatch, EventMatch.event_id == Event.id)
+    .where(EventMatch.output_id.in_(bindparam("ids", expanding=True)))
+    .group_by(Event.source_id)
+    .order_by(Event.source_id)
+)
+
+
 def get_output(store: Store, output_id: int, scoring: Scoring) -> OutputDetail:
     """An output with its identifiers, authors, mentions per source and stored score."""
     from reachmeter.scoring import read_score
 
     with store.engine.connect() as connection:
-        row = connection.execute(
-            select(
-                Output.id,
-                Output.type,
-                Output.title,
-                Output.venue,
-                Output.published_on,
-                Output.merged_into_id,
-            ).where(Output.id == output_id)
-        ).first()
+        row = connection.execute(_OUTPUT_ROW, {"output_id": output_id}).first()
         if row is None:
             raise NotFoundError(f"no output with id {output_id}")
         member_ids = members(connection, output_id)
         authors = [
             PersonRef(id=int(i), name=n, orcid=o, position=p)
-            for i, n, o, p in connection.execute(
-                select(Person.id, Person.name, Person.orcid, Authorship.position)
-                .join(Authorship, Authorship.person_id == Person.id)
-                .where(Authorship.output_id == output_id)
-                .order_by(Authorship.position, Person.id)
-            )
+            for i, n, o, p in connection.execute(_AUTHORS, {"output_id": output_id})
         ]
         by_source = {
             str(source): int(count)
-            for source, count in connection.execute(
-                select(Event.source_id, func.count(func.distinct(Event.id)))
-                .join(EventMatch, EventMatch.event_id == Event.id)
-                .where(EventMatch.output_id.in_(member_ids))
-                .group_by(Event.source_id)
-                .order_by(Event.source_id)
-            )
+            for source, count in connection.execute(_MENTIONS_BY_SOURCE, {"ids": member_ids})
         }
         identifiers = identifiers_of(connection, [output_id])[output_id]
     stored = (
@@ -1196,29 +1203,45 @@ _EVENT_COLUMNS = (
 )
 
 
+_MATCHES_OF_EVENTS = (
+    select(EventMatch.event_id, EventMatch.output_id)
+    .where(EventMatch.event_id.in_(bindparam("ids", expanding=True)))
+    .order_by(EventMatch.output_id)
+)
+_EVENT_CORRECTIONS = (
+    select(Correction.target_key, Correction.action, Correction.reason, Correction.corrected_at)
+    .where(
+        Correction.target_kind == "event",
+        Correction.target_key.in_(bindparam("keys", expanding=True)),
+    )
+    .order_by(Correction.corrected_at, Correction.id)
+)
+# An output's events by id (the output filter alone: the API's /outputs/{id}/events).
+_OUTPUT_EVENTS = (
+    select(*_EVENT_COLUMNS)
+    .where(
+        Event.id.in_(
+            select(EventMatch.event_id).where(
+                EventMatch.output_id.in_(bindparam("members", expanding=True))
+            )
+        ),
+        Event.id > bindparam("after"),
+    )
+    .order_by(Event.id)
+    .limit(bindparam("rows"))
+)
+_OUTPUT_EXISTS = select(Output.id).where(Output.id == bindparam("output_id"))
+
+
 def _events(connection: Connection, rows: Sequence[Any]) -> list[EventOut]:
     ids = [int(r.id) for r in rows]
     outputs: dict[int, list[int]] = defaultdict(list)
     corrections: dict[str, CorrectionOut] = {}
     if ids:
-        for event_id, output_id in connection.execute(
-            select(EventMatch.event_id, EventMatch.output_id)
-            .where(EventMatch.event_id.in_(ids))
-            .order_by(EventMatch.output_id)
-        ):
+        for event_id, output_id in connection.execute(_MATCHES_OF_EVENTS, {"ids": ids}):
             outputs[int(event_id)].append(int(output_id))
         for key, action, reason, corrected_at in connection.execute(
-            select(
-                Correction.target_key,
-                Correction.action,
-                Correction.reason,
-                Correction.corrected_at,
-            )
-            .where(
-                Correction.target_kind == "event",
-                Correction.target_key.in_([r.event_key for r in rows]),
-            )
-            .order_by(Correction.corrected_at, Correction.id)
+            _EVENT_CORRECTIONS, {"keys": [r.event_key for r in rows]}
         ):
             corrections[key] = CorrectionOut(
                 action=action, reason=reason, corrected_at=corrected_at
@@ -1259,29 +1282,36 @@ def list_events(
     into it; ``occurred_to`` is exclusive."""
     limit = _limit(limit)
     decoded = _decode_cursor(cursor, ("events",))
-    query = select(*_EVENT_COLUMNS).order_by(Event.id)
-    if source_id:
-        # Walked by id, not through the source's index (which would sort all its events).
-        query = query.where(Event.source_id.concat("") == source_id)
-    if occurred_from is not None:
-        query = query.where(Event.occurred_at >= occurred_from)
-    if occurred_to is not None:
-        query = query.where(Event.occurred_at < occurred_to)
-    if decoded is not None:
-        if len(decoded[1]) != 1:
-            raise CursorError("invalid cursor")
-        query = query.where(Event.id > _int(decoded[1][0]))
+    if decoded is not None and len(decoded[1]) != 1:
+        raise CursorError("invalid cursor")
+    after = _int(decoded[1][0]) if decoded is not None else 0
     with store.engine.connect() as connection:
+        member_ids: list[int] | None = None
         if output_id is not None:
-            if connection.execute(select(Output.id).where(Output.id == output_id)).first() is None:
+            if connection.execute(_OUTPUT_EXISTS, {"output_id": output_id}).first() is None:
                 raise NotFoundError(f"no output with id {output_id}")
             member_ids = members(connection, output_id)
-            query = query.where(
-                Event.id.in_(
-                    select(EventMatch.event_id).where(EventMatch.output_id.in_(member_ids))
+        if member_ids is not None and not (source_id or occurred_from or occurred_to):
+            rows = connection.execute(
+                _OUTPUT_EVENTS, {"members": member_ids, "after": after, "rows": limit + 1}
+            ).all()
+        else:
+            query = select(*_EVENT_COLUMNS).where(Event.id > after).order_by(Event.id)
+            if source_id:
+                # Walked by id, not through the source's index (which would sort all its
+                # events).
+                query = query.where(Event.source_id.concat("") == source_id)
+            if occurred_from is not None:
+                query = query.where(Event.occurred_at >= occurred_from)
+            if occurred_to is not None:
+                query = query.where(Event.occurred_at < occurred_to)
+            if member_ids is not None:
+                query = query.where(
+                    Event.id.in_(
+                        select(EventMatch.event_id).where(EventMatch.output_id.in_(member_ids))
+                    )
                 )
-            )
-        rows = connection.execute(query.limit(limit + 1)).all()
+            rows = connection.execute(query.limit(limit + 1)).all()
         items = _events(connection, rows[:limit])
     next_cursor = _encode_cursor("events", [items[-1].id]) if len(rows) > limit else None
     return Page[EventOut](items=items, next_cursor=next_cursor)
