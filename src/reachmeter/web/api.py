@@ -343,7 +343,7 @@ def get_output(request: Request, output_id: OutputId, scored: ScoringDep) -> Res
     response_model_exclude_unset=True,
     tags=["scores"],
 )
-def get_score(request: Request, output_id: OutputId, scored: ScoringDep) -> Any:
+def get_score(request: Request, output_id: OutputId, scored: ScoringDep) -> Response:
     """The stored score with its breakdown, context and history (``read_score``)."""
     store = _store(request)
     found = (
@@ -358,16 +358,18 @@ def get_score(request: Request, output_id: OutputId, scored: ScoringDep) -> Any:
         raise HTTPException(
             404, f"output {output_id} has no score under {scored.profile} for {day}"
         )
-    return found
+    return _model(ScoreOut.model_validate(found), exclude_unset=True)
 
 
 @router.get("/outputs/{output_id}/events", response_model=Page[EventOut], tags=["outputs"])
 def output_events(
     request: Request, output_id: OutputId, limit: Limit = 100, cursor: Cursor = None
-) -> Page[EventOut]:
+) -> Response:
     """The mentions matched to the output (or to outputs merged into it), by id."""
     with _errors():
-        return queries.list_events(_store(request), output_id=output_id, limit=limit, cursor=cursor)
+        return _model(
+            queries.list_events(_store(request), output_id=output_id, limit=limit, cursor=cursor)
+        )
 
 
 @router.get(
