@@ -328,7 +328,7 @@ def embed_script() -> Response:
         404: {"content": {"image/svg+xml": {}}, "description": "An 'unknown' badge."},
     },
 )
-def badge(
+async def badge(
     request: Request,
     scheme: Annotated[
         str, Path(max_length=20, description="doi, pmid, arxiv, isbn, url, orcid, person, ...")
@@ -342,6 +342,8 @@ def badge(
 ) -> Response:
     """The badge of an output (by any identifier, or ``output/ID``) or of a person
     (``orcid/...``, ``person/ID``)."""
+    # Run in the event loop, not queued for a worker thread behind dashboard pages: a badge
+    # is a few small indexed reads, and it holds up the third-party page it is embedded in.
     store: Store = request.app.state.store
     image = identifier.endswith(".svg")
     value = identifier.removesuffix(".svg")
