@@ -136,6 +136,8 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates ship with the package: never looked at again for changes.
+        auto_reload=False,
     )
     env.filters["safe_url"] = _safe_url
     env.filters["number"] = _number
