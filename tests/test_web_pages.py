@@ -488,3 +488,13 @@ def test_kept_reach_basis_gives_reach_report_exactly(
         assert kept[group] == reach_report(store, "default", day, group_id=group)
     with pytest.raises(LookupError):
         person_reach(request, "default", day, 999_999)
+
+
+def test_the_outputs_count_is_the_number_of_matching_outputs(client: TestClient) -> None:
+    for filters in ("", "type=article", "type=dataset&sort=title&dir=asc", "min_score=10"):
+        expected = len(_csv(client, f"/outputs?format=csv&{filters}"))
+        for page in ("", "&page=2"):
+            html = client.get(f"/outputs?{filters}{page}").text
+            shown = re.search(r'id="result-count"[^>]*>([\d,]+)(\+?) output', html)
+            assert shown is not None, filters
+            assert (int(shown.group(1).replace(",", "")), shown.group(2)) == (expected, "")

@@ -73,6 +73,7 @@ logger = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
+COUNT_TTL = 5.0  # seconds the outputs list's count of a set of filters is kept
 FACETS_TTL = 60.0
 SUMMARY_TTL = 300.0
 MENTIONS_SHOWN = 200  # the newest, on an output page; all with ?mentions=all and in the CSV
@@ -444,8 +445,10 @@ def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Respons
 # Overview.
 
 
-def _kept(request: Request, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
-    """``compute()``, kept per application for ``SUMMARY_TTL`` seconds under ``key``."""
+def _kept(
+    request: Request, key: tuple[Any, ...], compute: Callable[[], T], ttl: float = SUMMARY_TTL
+) -> T:
+    """``compute()``, kept per application for ``ttl`` seconds under ``key``."""
     state = request.app.state
     kept: dict[tuple[Any, ...], tuple[float, Any]] = getattr(state, "kept", None) or {}
     now = time.monotonic()
@@ -454,7 +457,10 @@ def _kept(request: Request, key: tuple[Any, ...], compute: Callable[[], T]) -> T
         value: T = found[1]
         return value
     value = compute()
-    state.kept = {**kept, key: (now + SUMMARY_TTL, value)}
+    state.kept = {
+        **{k: v for k, v in kept.items() if v[0] > now},
+        key: (now + ttl, value),
+    }
     return value
 
 
@@ -757,12 +763,19 @@ def outputs(request: Request, user: Reader) -> Response:
             rows = [as_row(row) for row in connection.execute(query)]
         return _export(request, "outputs", {"outputs": (columns, rows)}) or Response()
     page = max(_int_param(request, "page") or 1, 1)
-    with store.engine.connect() as connection:
+    base = {k: v for k, v in request.query_params.items() if k != "page"}
+
+    def count() -> int:
         # Counted up to a cap: an exact count of a large store costs more than the page.
         counted = query.with_only_columns(Output.id).order_by(None).limit(COUNT_CAP + 1)
-        total = int(
-            connection.execute(select(func.count()).select_from(counted.subquery())).scalar() or 0
-        )
+        with store.engine.connect() as connection:
+            found = connection.execute(select(func.count()).select_from(counted.subquery()))
+            return int(found.scalar() or 0)
+
+    # The same filters are counted once every few seconds, not on every page turn or sort.
+    filters = tuple(sorted((k, v) for k, v in base.items() if k not in {"sort", "dir"}))
+    total = _kept(request, ("outputs-count", profile.name, day, filters), count, COUNT_TTL)
+    with store.engine.connect() as connection:
         fetched = [
             as_row(row)
             for row in connection.execute(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE))
@@ -770,7 +783,6 @@ def outputs(request: Request, user: Reader) -> Response:
     rows = fetched[:PAGE_SIZE]
     more = len(fetched) > PAGE_SIZE
     pages = max(math.ceil(min(total, COUNT_CAP) / PAGE_SIZE), 1)
-    base = {k: v for k, v in request.query_params.items() if k != "page"}
 
     def page_link(number: int) -> str:
         return "/outputs?" + urlencode({**base, "page": number})
