@@ -462,7 +462,7 @@ def detect_new_flags(
         found = bots.get((event.source_id, event.author))
         if found is not None:
             flags.append(_event_flag("bot", event, found))
-    flags += find_self_promotion(new, *_owners(connection))
+    flags += find_self_promotion(new, *_owners(connection, {e.output_id for e in new}))
     triples = {(e.output_id, e.source_id, e.author) for e in new}
     outputs = sorted({t[0] for t in triples})
     authors = sorted({t[2] for t in triples})
@@ -495,13 +495,19 @@ def detect_new_flags(
 
 
 def _owners(
-    connection: Connection,
+    connection: Connection, output_ids: Collection[int] | None = None
 ) -> tuple[dict[int, set[int]], dict[str, tuple[int | None, bool]]]:
+    """The authors of the outputs (``output_ids``, or all) and the owners of the accounts."""
     authors_of: dict[int, set[int]] = defaultdict(set)
-    for output_id, person_id in connection.execute(
-        select(Authorship.output_id, Authorship.person_id)
-    ):
-        authors_of[int(output_id)].add(int(person_id))
+    query = select(Authorship.output_id, Authorship.person_id)
+    chunks: list[Any] = [None]
+    if output_ids is not None:
+        ordered = sorted(output_ids)
+        chunks = [ordered[start : start + 500] for start in range(0, len(ordered), 500)]
+    for chunk in chunks:
+        chosen = query if chunk is None else query.where(Authorship.output_id.in_(chunk))
+        for output_id, person_id in connection.execute(chosen):
+            authors_of[int(output_id)].add(int(person_id))
     accounts: dict[str, tuple[int | None, bool]] = {}
     for url, handle, person, by_org in connection.execute(
         select(Account.url, Account.handle, Account.owner_person_id, Account.owned_by_org)
