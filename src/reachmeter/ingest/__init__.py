@@ -1,9 +1,10 @@
 """Ingest of event files: Event Data JSON and JSON Lines, usage reports, generic CSV / JSONL.
 
 ``ingest_paths`` reads each file in its format, maps every record to events, observations
-and corrections, and stores them in batches (one transaction each) on a writer thread
-while the next batch is parsed. A record that cannot be used is quarantined with its file,
-line and reason; the rest of the file still goes in. Re-running stores nothing twice.
+and corrections, and stores them in batches (one transaction each); a large JSON Lines
+file is read and prepared in a second process while this one stores. A record that cannot
+be used is quarantined with its file, line and reason; the rest of the file still goes in.
+Re-running stores nothing twice.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
+import marshal
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +53,10 @@ __all__ = ["FORMATS", "IngestError", "IngestSummary", "ingest_paths"]
 # Above this many expected new events (and more than the store holds), SQLite's secondary
 # indexes on events are dropped for the load and rebuilt once at the end: far cheaper.
 BULK_THRESHOLD = 200_000
+# During such a load, batches are stored together, this many events or more in one
+# transaction: every transaction rewrites the pages of the unique key index that it
+# touches (random keys touch most of them), so fewer, larger ones cost far less.
+BULK_TRANSACTION_EVENTS = 50_000
 _BYTES_PER_EVENT_GUESS = 400
 _MAX_PROBLEMS_KEPT = 1000
 
@@ -155,7 +161,7 @@ def ingest_paths(
     try:
         for path in files:
             summary.files += 1
-            _ingest_file(store, writer, path, fmt, summary, settings, progress)
+            _ingest_file(store, writer, path, fmt, summary, settings, progress, bulk=bulk)
         # Link the new events to the outputs they are about (unmatched ones are kept, and
         # `reachmeter match` links them once their output is tracked).
         with store.begin() as connection:
@@ -190,40 +196,78 @@ def _prepared_batches(
     origin = str(path)
     collected_text = storage_time(collected_at, sqlite)
     batch = PreparedBatch(evidence_id=evidence_id)
-    events, event_origins = batch.events, batch.event_origins
+    events, event_origins, observations = batch.events, batch.event_origins, batch.observations
+    read = 0
     for line, record in read_records(path, file_format, max_line_bytes=max_line_bytes):
-        batch.read += 1
+        read += 1
         if isinstance(record, Problem):
             batch.quarantine.append(Quarantine(origin, line, record.reason, record.raw))
+            continue
+        row = fast_event_row(record, collected_text, evidence_id, sqlite)
+        if row is not None:
+            events.append(row)
+            event_origins.append((origin, line))
         else:
-            row = fast_event_row(record, collected_text, evidence_id, sqlite)
-            if row is not None:
-                events.append(row)
-                event_origins.append((origin, line))
+            try:
+                mapped = [
+                    (origin, line, item) for item in map_record(record, collected_at=collected_at)
+                ]
+            except RecordError as exc:
+                batch.quarantine.append(Quarantine(origin, line, str(exc), _raw_text(record)))
             else:
-                try:
-                    mapped = [
-                        (origin, line, item)
-                        for item in map_record(record, collected_at=collected_at)
-                    ]
-                except RecordError as exc:
-                    batch.quarantine.append(Quarantine(origin, line, str(exc), _raw_text(record)))
-                else:
-                    # Prepared at once, so rows keep the order of the file.
-                    prepare_batch(mapped, [], evidence_id, sqlite=sqlite, batch=batch)
-        if len(events) + len(batch.observations) >= batch_size:
+                # Prepared at once, so rows keep the order of the file.
+                prepare_batch(mapped, [], evidence_id, sqlite=sqlite, batch=batch)
+        if len(events) + len(observations) >= batch_size:
+            batch.read = read
             yield batch
+            read = 0
             batch = PreparedBatch(evidence_id=evidence_id)
             events, event_origins = batch.events, batch.event_origins
+            observations = batch.observations
+    batch.read = read
     yield batch
 
 
-def _produce(connection: Connection, arguments: dict[str, Any]) -> None:
-    """Child process: prepare batches and send them to the parent, which stores them."""
+def _pack(batch: PreparedBatch) -> PreparedBatch | tuple[bytes, PreparedBatch]:
+    """A batch as the child sends it: its event rows marshalled apart from the rest.
+
+    Rows in SQLite's storage form hold only text, integers and None, which ``marshal``
+    writes and reads several times faster than ``pickle``; the parent runs the same
+    interpreter, so the format matches. Rows holding anything else (PostgreSQL's
+    datetimes) go with the batch, pickled.
+    """
+    try:
+        rows = marshal.dumps((batch.events, batch.event_origins))
+    except ValueError:
+        return batch
+    batch.events, batch.event_origins = [], []
+    return rows, batch
+
+
+def _unpack(message: PreparedBatch | tuple[bytes, PreparedBatch]) -> PreparedBatch:
+    if isinstance(message, PreparedBatch):
+        return message
+    rows, batch = message
+    batch.events, batch.event_origins = marshal.loads(rows)  # noqa: S302 (our own child)
+    return batch
+
+
+def _produce(connection: Connection, evidence: Connection, arguments: dict[str, Any]) -> None:
+    """Child process: prepare batches and send them to the parent, which stores them.
+
+    The parent sends the file's evidence id (which every row holds) once it has hashed
+    the file, so the child's start-up and the hashing overlap.
+    """
     gc.disable()  # as in the parent: nothing here makes cycles worth collecting
     try:
-        for batch in _prepared_batches(**arguments):
-            connection.send(batch)
+        try:
+            evidence_id = evidence.recv()
+        except EOFError:  # the parent gave up before it could record the file
+            return
+        finally:
+            evidence.close()
+        for batch in _prepared_batches(**arguments, evidence_id=evidence_id):
+            connection.send(_pack(batch))
         connection.send(None)
     except BaseException as exc:  # reported to the parent, which raises it
         connection.send(IngestError(f"{type(exc).__name__}: {exc}"))
@@ -231,14 +275,27 @@ def _produce(connection: Connection, arguments: dict[str, Any]) -> None:
         connection.close()
 
 
-def _batches_from_child(arguments: dict[str, Any]) -> Iterator[PreparedBatch]:
-    """Prepare batches in a child process so reading and storing use both cores."""
+def _batches_from_child(
+    arguments: dict[str, Any], record_evidence: Callable[[], int]
+) -> Iterator[PreparedBatch]:
+    """Prepare batches in a child process so reading and storing use both cores.
+
+    ``record_evidence`` runs in this process while the child starts.
+    """
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_produce, args=(sender, arguments), daemon=True)
+    evidence_receiver, evidence_sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_produce, args=(sender, evidence_receiver, arguments), daemon=True
+    )
     child.start()
     sender.close()
+    evidence_receiver.close()
     try:
+        try:
+            evidence_sender.send(record_evidence())
+        finally:
+            evidence_sender.close()
         while True:
             try:
                 message = receiver.recv()
@@ -248,12 +305,33 @@ def _batches_from_child(arguments: dict[str, Any]) -> Iterator[PreparedBatch]:
                 return
             if isinstance(message, IngestError):
                 raise message
-            yield message
+            yield _unpack(message)
     finally:
         receiver.close()
         child.join(timeout=10)
         if child.is_alive():
             child.kill()
+
+
+def _together(batches: Iterable[PreparedBatch], events: int) -> Iterator[PreparedBatch]:
+    """Consecutive batches of one file joined until each holds ``events`` events or more."""
+    joined: PreparedBatch | None = None
+    for batch in batches:
+        if joined is None:
+            joined = batch
+        else:
+            joined.events.extend(batch.events)
+            joined.event_origins.extend(batch.event_origins)
+            joined.observations.extend(batch.observations)
+            joined.corrections.extend(batch.corrections)
+            joined.quarantine.extend(batch.quarantine)
+            joined.read += batch.read
+            joined.in_batch_duplicates += batch.in_batch_duplicates
+        if len(joined.events) >= events:
+            yield joined
+            joined = None
+    if joined is not None:
+        yield joined
 
 
 class IngestError(RuntimeError):
@@ -268,6 +346,8 @@ def _ingest_file(
     summary: IngestSummary,
     settings: Settings,
     progress: Callable[[int], None] | None,
+    *,
+    bulk: bool = False,
 ) -> None:
     origin = str(path)
     collected_at = dt.datetime.now(dt.UTC)
@@ -287,27 +367,35 @@ def _ingest_file(
         summary.read += 1
         summary.add(writer.write_prepared(PreparedBatch(quarantine=[problem] if problem else [])))
         return
-    with store.begin() as connection:
-        evidence_id = ensure_evidence(
-            connection,
-            source_id=f"ingest:{file_format}",
-            source_version=f"reachmeter {__version__}",
-            request_url=path.resolve().as_uri(),
-            payload_sha256=_file_sha256(path),
-            collected_at=collected_at,
-            run_id=summary.run_id,
-        )
+    chosen_format = file_format
+
+    def record_evidence() -> int:
+        with store.begin() as connection:
+            return ensure_evidence(
+                connection,
+                source_id=f"ingest:{chosen_format}",
+                source_version=f"reachmeter {__version__}",
+                request_url=path.resolve().as_uri(),
+                payload_sha256=_file_sha256(path),
+                collected_at=collected_at,
+                run_id=summary.run_id,
+            )
+
     arguments: dict[str, Any] = {
         "path": path,
         "file_format": file_format,
-        "evidence_id": evidence_id,
         "sqlite": writer.sqlite,
         "collected_at": collected_at,
         "batch_size": settings.ingest_batch_size,
         "max_line_bytes": settings.max_line_bytes,
     }
     large = file_format == "jsonl" and path.stat().st_size >= settings.ingest_parallel_bytes
-    batches = _batches_from_child(arguments) if large else _prepared_batches(**arguments)
+    if large:
+        batches = _batches_from_child(arguments, record_evidence)
+    else:
+        batches = _prepared_batches(**arguments, evidence_id=record_evidence())
+    if bulk:
+        batches = _together(batches, BULK_TRANSACTION_EVENTS)
     for batch in batches:
         summary.read += batch.read
         summary.add(writer.write_prepared(batch))

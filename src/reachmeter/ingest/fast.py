@@ -11,12 +11,13 @@ paths to the same result.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from reachmeter.records import _author, _obj_cached, key_hash
+from reachmeter.records import _obj_cached, _text
 from reachmeter.store.writer import storage_time
 
 __all__ = ["fast_event_row"]
@@ -27,6 +28,20 @@ _DECLINE = frozenset(
 _fromisoformat = dt.datetime.fromisoformat
 _UTC = dt.UTC
 _ZERO = dt.timedelta(0)
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
+_dumps = orjson.dumps
+# Names that recur in every event (relations, sources, licences) are shared, not one
+# string per event: batches travel smaller and the storing side builds fewer objects.
+# Bounded, so a file of ever-new names cannot grow it without end.
+_SHARED_MAX = 4096
+_shared: dict[str, str] = {}
+
+
+def _share(text: str) -> str:
+    if len(_shared) < _SHARED_MAX:
+        _shared[text] = text
+    return text
 
 
 def _time(value: object, sqlite: bool) -> Any:
@@ -36,13 +51,30 @@ def _time(value: object, sqlite: bool) -> Any:
         parsed = _fromisoformat(value)
     except ValueError:
         return None
-    if sqlite and len(value) >= 20 and value[10] == "T" and parsed.utcoffset() == _ZERO:
+    if (
+        sqlite
+        and (parsed.tzinfo is _UTC or parsed.utcoffset() == _ZERO)
+        and len(value) >= 20
+        and value[10] == "T"
+        and value[4] == value[7] == "-"
+        and value[13] == value[16] == ":"
+    ):
         # The usual "2017-05-14T05:04:37(.000)Z" or "...+00:00": the text is already UTC, so
         # the stored form is built from it directly (datetime.isoformat costs more).
         return f"{value[:10]} {value[11:19]}.{parsed.microsecond:06d}"
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_UTC)
     return storage_time(parsed, sqlite)
+
+
+def _subj_author(author: object) -> str | None:
+    """``subj.author`` as ``records._author`` reads it (a record with a flat author field
+    never takes the fast path)."""
+    if isinstance(author, Mapping):
+        return _text(author, "url", "name", "id") or None
+    if isinstance(author, str) and author.strip():
+        return author.strip()
+    return None
 
 
 def fast_event_row(
@@ -68,12 +100,12 @@ def fast_event_row(
         and type(key) is str
     ):
         return None
-    subj_id, relation, source_id, key = (
-        subj_id.strip(),
-        relation.strip(),
-        source_id.strip(),
-        key.strip(),
-    )
+    subj_id = subj_id.strip()
+    relation = relation.strip()
+    relation = _shared.get(relation) or _share(relation)
+    source_id = source_id.strip()
+    source_id = _shared.get(source_id) or _share(source_id)
+    key = key.strip()
     if not (subj_id and relation and source_id and key):
         return None
     obj = _obj_cached(raw_obj.strip())
@@ -90,9 +122,21 @@ def fast_event_row(
     else:
         collected = collected_at
     subj = get("subj")
-    if isinstance(subj, str):
+    author = None
+    if type(subj) is dict:
+        if subj:
+            found = subj.get("author")
+            if found is not None:
+                author = _subj_author(found)
+        else:
+            subj = None
+    elif isinstance(subj, str):
         return None
-    if not isinstance(subj, Mapping) or not subj:
+    elif isinstance(subj, Mapping) and subj:
+        found = subj.get("author")
+        if found is not None:
+            author = _subj_author(found)
+    else:
         subj = None
     evidence_url = get("evidence_record") or get("evidence_url")
     license_ = get("license")
@@ -101,7 +145,8 @@ def fast_event_row(
     ):
         return None
     return (
-        key_hash(key),
+        # records.key_hash, inlined: this runs once per event.
+        _from_bytes(_blake2b(key.encode(), digest_size=8).digest(), "big", signed=True),
         key,
         subj_id,
         relation,
@@ -111,9 +156,9 @@ def fast_event_row(
         source_id,
         occurred_at,
         collected,
-        _author(record, subj),
-        orjson.dumps(subj).decode() if subj is not None else None,
+        author,
+        _dumps(subj).decode() if subj is not None else None,
         evidence_id,
         evidence_url.strip() or None if evidence_url else None,
-        license_.strip() or None if license_ else None,
+        (_shared.get(license_) or _share(license_.strip()) or None) if license_ else None,
     )

@@ -94,10 +94,12 @@ def detect_format(path: Path) -> str:
 
 def _read_jsonl(path: Path, max_line_bytes: int) -> Iterator[Item]:
     loads = orjson.loads
+    limit = max_line_bytes + 1
     with path.open("rb") as handle:
+        readline = handle.readline
         line_no = 0
         while True:
-            raw = handle.readline(max_line_bytes + 1)
+            raw = readline(limit)
             if not raw:
                 break
             line_no += 1
@@ -117,14 +119,14 @@ def _read_jsonl(path: Path, max_line_bytes: int) -> Iterator[Item]:
                 continue
             if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[3:]
-            if not raw.strip():
-                continue
             try:
                 value = loads(raw)
             except orjson.JSONDecodeError as exc:
-                yield line_no, Problem(_json_error(exc), _preview(raw))
+                # A blank line is no record (checked only here: most lines parse).
+                if raw.strip():
+                    yield line_no, Problem(_json_error(exc), _preview(raw))
                 continue
-            if isinstance(value, dict):
+            if type(value) is dict:
                 yield line_no, value
             else:
                 yield (
