@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, inspect, select, text
 
+from reachmeter import reading
 from reachmeter.settings import Settings
 from reachmeter.store import Store, open_store
 from reachmeter.store.engine import SQLITE_CACHE_KIB
@@ -232,7 +233,7 @@ def test_a_reading_process_that_dies_is_an_error_of_its_file_and_stores_nothing(
         def Process(self, target: object, args: tuple[object, ...], daemon: bool) -> object:
             return spawn.Process(target=_reader_that_dies, args=args, daemon=daemon)
 
-    monkeypatch.setattr(importer.multiprocessing, "get_context", lambda _method: Dying())
+    monkeypatch.setattr(reading.multiprocessing, "get_context", lambda _method: Dying())
     path = _tsv(tmp_path, [_row(1), _row(2)])
     summary = import_counter(store, [path], settings=IN_CHILD)
     assert [(f.status, f.problems) for f in summary.files] == [

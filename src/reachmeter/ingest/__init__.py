@@ -13,10 +13,8 @@ import datetime as dt
 import gc
 import hashlib
 import marshal
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from reachmeter import __version__
 from reachmeter.ingest.fast import fast_event_row
 from reachmeter.ingest.readers import FORMATS, Problem, detect_format, read_records
 from reachmeter.matching.match import match_new_events
+from reachmeter.reading import items_from_process
 from reachmeter.records import (
     CorrectionRecord,
     EventRecord,
@@ -48,7 +47,7 @@ from reachmeter.store.writer import (
     storage_time,
 )
 
-__all__ = ["FORMATS", "IngestError", "IngestSummary", "ingest_paths"]
+__all__ = ["FORMATS", "IngestSummary", "ingest_paths"]
 
 # Above this many expected new events (and more than the store holds), SQLite's secondary
 # indexes on events are dropped for the load and rebuilt once at the end: far cheaper.
@@ -252,65 +251,22 @@ def _unpack(message: PreparedBatch | tuple[bytes, PreparedBatch]) -> PreparedBat
     return batch
 
 
-def _produce(connection: Connection, evidence: Connection, arguments: dict[str, Any]) -> None:
-    """Child process: prepare batches and send them to the parent, which stores them.
-
-    The parent sends the file's evidence id (which every row holds) once it has hashed
-    the file, so the child's start-up and the hashing overlap.
-    """
-    gc.disable()  # as in the parent: nothing here makes cycles worth collecting
-    try:
-        try:
-            evidence_id = evidence.recv()
-        except EOFError:  # the parent gave up before it could record the file
-            return
-        finally:
-            evidence.close()
-        for batch in _prepared_batches(**arguments, evidence_id=evidence_id):
-            connection.send(_pack(batch))
-        connection.send(None)
-    except BaseException as exc:  # reported to the parent, which raises it
-        connection.send(IngestError(f"{type(exc).__name__}: {exc}"))
-    finally:
-        connection.close()
+def _packed_batches(
+    evidence_id: int, arguments: dict[str, Any]
+) -> Iterator[PreparedBatch | tuple[bytes, PreparedBatch]]:
+    """Reading process: the file's batches, packed to be sent (``_pack``)."""
+    for batch in _prepared_batches(**arguments, evidence_id=evidence_id):
+        yield _pack(batch)
 
 
-def _batches_from_child(
+def _batches_from_process(
     arguments: dict[str, Any], record_evidence: Callable[[], int]
 ) -> Iterator[PreparedBatch]:
-    """Prepare batches in a child process so reading and storing use both cores.
-
-    ``record_evidence`` runs in this process while the child starts.
-    """
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    evidence_receiver, evidence_sender = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_produce, args=(sender, evidence_receiver, arguments), daemon=True
-    )
-    child.start()
-    sender.close()
-    evidence_receiver.close()
-    try:
-        try:
-            evidence_sender.send(record_evidence())
-        finally:
-            evidence_sender.close()
-        while True:
-            try:
-                message = receiver.recv()
-            except EOFError:
-                raise IngestError("the reading process ended without finishing") from None
-            if message is None:
-                return
-            if isinstance(message, IngestError):
-                raise message
-            yield _unpack(message)
-    finally:
-        receiver.close()
-        child.join(timeout=10)
-        if child.is_alive():
-            child.kill()
+    """Prepare batches in a second process so reading and storing use both cores
+    (``reachmeter.reading``); ``record_evidence`` runs here while that process starts, and
+    gives it the evidence id every row holds."""
+    for message in items_from_process(_packed_batches, (arguments,), record_evidence):
+        yield _unpack(message)
 
 
 def _together(batches: Iterable[PreparedBatch], events: int) -> Iterator[PreparedBatch]:
@@ -332,10 +288,6 @@ def _together(batches: Iterable[PreparedBatch], events: int) -> Iterator[Prepare
             joined = None
     if joined is not None:
         yield joined
-
-
-class IngestError(RuntimeError):
-    """Ingest could not go on (not a bad record: those are quarantined)."""
 
 
 def _ingest_file(
@@ -391,7 +343,7 @@ def _ingest_file(
     }
     large = file_format == "jsonl" and path.stat().st_size >= settings.ingest_parallel_bytes
     if large:
-        batches = _batches_from_child(arguments, record_evidence)
+        batches = _batches_from_process(arguments, record_evidence)
     else:
         batches = _prepared_batches(**arguments, evidence_id=record_evidence())
     if bulk:

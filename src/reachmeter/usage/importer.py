@@ -19,16 +19,15 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import hashlib
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection as PipeConnection
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from reachmeter import __version__
+from reachmeter.reading import ReadingProcessError, items_from_process
 from reachmeter.records import ObservationRecord
 from reachmeter.settings import Settings
 from reachmeter.store import Store
@@ -392,60 +391,23 @@ def store_report(
 # -- a large report file: read in a second process ------------------------------------------
 
 
-class _ChildFailure(Exception):
-    """The reading process failed in a way its own exception cannot say (not picklable)."""
+def _read_report_file(
+    evidence_id: int, path: str, source_id: str, sqlite: bool
+) -> Iterator[_Message]:
+    """Reading process: scan, check and prepare a report file's rows."""
+    report, rows = scan_report(Path(path))
+    yield from _report_messages(
+        report, rows, evidence_id=evidence_id, sqlite=sqlite, source_id=source_id
+    )
 
 
-def _read_report_file(channel: PipeConnection, path: str, source_id: str, sqlite: bool) -> None:
-    """Reading process: scan, check and prepare a report file's rows and send them over
-    ``channel``; the first message it waits for is the evidence id."""
-    gc.disable()  # as in the importing process: nothing here makes cycles worth collecting
-    try:
-        evidence_id = channel.recv()
-        report, rows = scan_report(Path(path))
-        for message in _report_messages(
-            report, rows, evidence_id=evidence_id, sqlite=sqlite, source_id=source_id
-        ):
-            channel.send(message)
-    except BaseException as exc:  # sent to the importing process, which raises it
-        try:
-            channel.send(exc)
-        except Exception:  # an exception that cannot be pickled
-            channel.send(_ChildFailure(f"{type(exc).__name__}: {exc}"))
-    finally:
-        channel.close()
-
-
-def _messages_from_child(path: Path, source_id: str) -> _MessageSource:
-    """A message source reading ``path`` in a spawned process, so that reading and
-    checking the report (one core) and storing it (the other) overlap."""
+def _messages_from_process(path: Path, source_id: str) -> _MessageSource:
+    """A message source reading ``path`` in a second process (``reachmeter.reading``)."""
 
     def messages(evidence_id: int, sqlite: bool) -> Iterator[_Message]:
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        child = context.Process(
-            target=_read_report_file, args=(theirs, str(path), source_id, sqlite), daemon=True
+        return items_from_process(
+            _read_report_file, (str(path), source_id, sqlite), lambda: evidence_id
         )
-        child.start()
-        theirs.close()
-        try:
-            try:
-                ours.send(evidence_id)
-                while True:
-                    message = ours.recv()
-                    if isinstance(message, BaseException):
-                        raise message
-                    yield message
-                    if isinstance(message, _Checked):
-                        return
-            except (EOFError, ConnectionError):  # it died (or was killed)
-                raise _ChildFailure("the reading process ended without finishing") from None
-        finally:
-            ours.close()
-            child.join(timeout=10)
-            if child.is_alive():
-                child.kill()
-                child.join()
 
     return messages
 
@@ -472,7 +434,7 @@ def _store_file(
         )
     return _store_messages(
         store,
-        _messages_from_child(path, COUNTER_SOURCE_ID),
+        _messages_from_process(path, COUNTER_SOURCE_ID),
         _evidence(COUNTER_SOURCE_ID, path.resolve().as_uri(), _file_sha256(path), run_id),
         origin=str(path),
         run_id=run_id,
@@ -539,7 +501,7 @@ def import_counter(
             except SushiException as exc:
                 summary.files.append(CounterFileResult(str(path), "error", problems=[str(exc)]))
                 continue
-            except (CounterError, OSError, UnicodeDecodeError, _ChildFailure) as exc:
+            except (CounterError, OSError, UnicodeDecodeError, ReadingProcessError) as exc:
                 summary.files.append(
                     CounterFileResult(str(path), "error", problems=[f"cannot be read: {exc}"])
                 )

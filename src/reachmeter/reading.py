@@ -1,0 +1,88 @@
+"""A producer run in a second (spawned) process, what it yields streamed back to this one.
+
+Large imports read and prepare a file in that process while this one stores what it has
+sent, so the two use both cores (two threads would take turns on the interpreter lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = ["ReadingProcessError", "items_from_process"]
+
+_ITEM, _END, _ERROR = 0, 1, 2
+
+
+class ReadingProcessError(RuntimeError):
+    """The reading process ended without finishing, or failed with an exception that
+    could not be sent back whole."""
+
+
+def _run(channel: Connection, produce: Callable[..., Iterator[Any]], args: tuple[Any, ...]) -> None:
+    """Reading process: wait for the first value, then send what ``produce`` yields."""
+    gc.disable()  # imports make many short-lived acyclic objects; no cycles worth collecting
+    try:
+        try:
+            first = channel.recv()
+        except EOFError:  # the importing process gave up before it could send it
+            return
+        for item in produce(first, *args):
+            channel.send((_ITEM, item))
+        channel.send((_END, None))
+    except BaseException as exc:  # sent to the importing process, which raises it
+        _send_error(channel, exc)
+    finally:
+        channel.close()
+
+
+def _send_error(channel: Connection, exc: BaseException) -> None:
+    try:
+        channel.send((_ERROR, exc))
+    except OSError:
+        return  # the importing process no longer listens (it stopped early)
+    except Exception:  # an exception that cannot be pickled
+        with contextlib.suppress(OSError):
+            channel.send((_ERROR, ReadingProcessError(f"{type(exc).__name__}: {exc}")))
+
+
+def items_from_process(
+    produce: Callable[..., Iterator[Any]], args: tuple[Any, ...], first: Callable[[], Any]
+) -> Iterator[Any]:
+    """What ``produce(first(), *args)`` yields, run in a spawned process, in order.
+
+    ``produce`` must be a module-level function (the process imports it by name).
+    ``first()`` runs here while that process starts. An exception raised there is raised
+    here, the same one when it can be pickled; a process that dies, or is killed, raises
+    ``ReadingProcessError``. Closing the iterator early stops the process.
+    """
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    child = context.Process(target=_run, args=(theirs, produce, args), daemon=True)
+    child.start()
+    theirs.close()
+    try:
+        try:
+            ours.send(first())
+            while True:
+                kind, item = ours.recv()
+                if kind == _END:
+                    return
+                if kind == _ITEM:
+                    yield item
+                else:
+                    error: BaseException = item
+                    break
+        except (EOFError, ConnectionError):  # the process died, or was killed
+            raise ReadingProcessError("the reading process ended without finishing") from None
+        raise error
+    finally:
+        ours.close()
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join()
