@@ -70,13 +70,12 @@ def test_worker_processes_serve_the_store_with_its_settings(sqlite_store: Store)
 def test_settings_reach_the_workers_through_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reachmeter.cli.web import _environment
     from reachmeter.settings import Settings
 
     given = Settings(
         database_url=str(tmp_path / "x.db"), public_dashboard=True, http_max_attempts=7
     )
-    environment = _environment(given)
+    environment = given.environment()
     assert environment["REACHMETER_PUBLIC_DASHBOARD"] == "true"
     assert environment["REACHMETER_HTTP_MAX_ATTEMPTS"] == "7"
     for name, value in environment.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import Field
@@ -115,3 +116,12 @@ class Settings(BaseSettings):
     worker_profiles: str = Field(
         default="default", description="Scoring profiles the worker keeps up to date (commas)."
     )
+
+    def environment(self) -> dict[str, str]:
+        """``REACHMETER_*`` variables that give ``Settings()`` these values (for processes
+        started from this one)."""
+        found: dict[str, str] = {}
+        for name, value in self.model_dump(mode="json").items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            found[f"REACHMETER_{name.upper()}"] = text
+        return found

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from typing import Annotated
@@ -50,26 +49,16 @@ def serve_store(
             "with `reachmeter users add EMAIL --role admin`, or set "
             "REACHMETER_PUBLIC_DASHBOARD=true for anonymous read-only access"
         )
-    if workers <= 1:
-        # Build the charts' JavaScript while the server starts, not on the first page view.
-        threading.Thread(target=charts.javascript_bundle, daemon=True).start()
-    else:
-        # The worker processes are spawned: they find the store and the settings in their
-        # environment, as this process has them.
+    if workers > 1:
         url = store.engine.url.render_as_string(hide_password=False)
-        os.environ.update(_environment(settings.model_copy(update={"database_url": url})))
-    serving.run(
-        create_app(store, settings), host=host, port=port, workers=workers, access_log=access_log
-    )
-
-
-def _environment(settings: Settings) -> dict[str, str]:
-    """``REACHMETER_*`` variables that give ``Settings()`` the values of ``settings``."""
-    found: dict[str, str] = {}
-    for name, value in settings.model_dump(mode="json").items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        found[f"REACHMETER_{name.upper()}"] = text
-    return found
+        serving.run_workers(
+            settings.model_copy(update={"database_url": url}),
+            workers=workers, host=host, port=port, access_log=access_log,
+        )  # fmt: skip
+        return
+    # Build the charts' JavaScript while the server starts, not on the first page view.
+    threading.Thread(target=charts.javascript_bundle, daemon=True).start()
+    serving.run(create_app(store, settings), host=host, port=port, access_log=access_log)
 
 
 @app.command()

@@ -776,7 +776,7 @@ class ReportChecker:
             first, last = self._first, self._last
             months = row.months
             if first and last and months and not first <= min(months) <= max(months) <= last:
-                outside = sorted(m for m in row.months if not first <= m <= last)
+                outside = sorted(m for m in months if not first <= m <= last)
                 if outside:
                     problems.append(
                         f"{label}: months {', '.join(outside)} are outside the reporting period"

@@ -3,11 +3,14 @@ processes sharing one listening socket."""
 
 from __future__ import annotations
 
+import os
 import socket
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
+
+from reachmeter.settings import Settings
 
 # The application of each worker process (see ``reachmeter.web.app.app_from_environment``).
 WORKER_APP = "reachmeter.web.app:app_from_environment"
@@ -29,12 +32,17 @@ class _Config(uvicorn.Config):
         return sock
 
 
-def run(app: FastAPI, *, host: str, port: int, workers: int, access_log: bool) -> None:
-    """Serve ``app`` until interrupted; with ``workers`` > 1, serve ``WORKER_APP`` in that
-    many spawned processes instead (they build the application from their environment)."""
-    if workers <= 1:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
-        return
+def run(app: FastAPI, *, host: str, port: int, access_log: bool) -> None:
+    """Serve ``app`` in this process until interrupted."""
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+
+
+def run_workers(
+    settings: Settings, *, workers: int, host: str, port: int, access_log: bool
+) -> None:
+    """Serve ``WORKER_APP`` in ``workers`` spawned processes until interrupted. They build
+    the application from their environment, which is given ``settings`` here."""
+    os.environ.update(settings.environment())
     config = _Config(
         WORKER_APP,
         factory=True,
