@@ -819,9 +819,6 @@ def outputs(request: Request, user: Reader) -> Response:
 
 # The output page's statements, built once (building one costs more than running it); values
 # are bound when they run.
-_OUTPUT_ROW = select(
-    Output.id, Output.title, Output.type, Output.venue, Output.published_on, Output.merged_into_id
-).where(Output.id == bindparam("output_id"))
 _IDENTIFIERS = (
     select(OutputIdentifier.scheme, OutputIdentifier.value)
     .where(OutputIdentifier.output_id.in_(bindparam("ids", expanding=True)))
@@ -873,7 +870,7 @@ def _output_facts(store: Store, output_id: int) -> tuple[dict[str, Any], list[in
     """The output, its identifiers and authors, and its members (itself and the outputs
     merged into it); 404 when there is no such output."""
     with store.engine.connect() as connection:
-        row = connection.execute(_OUTPUT_ROW, {"output_id": output_id}).first()
+        row = connection.execute(queries.OUTPUT_ROW, {"output_id": output_id}).first()
         if row is None:
             raise HTTPException(404, f"no output with id {output_id}")
         members = queries.members(connection, output_id)

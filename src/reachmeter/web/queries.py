@@ -872,7 +872,8 @@ def members(connection: Connection, output_id: int) -> list[int]:
     return sorted(members)
 
 
-_OUTPUT_ROW = select(
+# An output's own facts (also read by the output page).
+OUTPUT_ROW = select(
     Output.id, Output.type, Output.title, Output.venue, Output.published_on, Output.merged_into_id
 ).where(Output.id == bindparam("output_id"))
 _AUTHORS = (
@@ -895,7 +896,7 @@ def get_output(store: Store, output_id: int, scoring: Scoring) -> OutputDetail:
     from reachmeter.scoring import read_score
 
     with store.engine.connect() as connection:
-        row = connection.execute(_OUTPUT_ROW, {"output_id": output_id}).first()
+        row = connection.execute(OUTPUT_ROW, {"output_id": output_id}).first()
         if row is None:
             raise NotFoundError(f"no output with id {output_id}")
         member_ids = members(connection, output_id)
