@@ -24,6 +24,28 @@ def _free_port() -> int:
         return port
 
 
+def _connections_per_worker(parent: int, port: int) -> list[int]:
+    """How many established connections to ``port`` each child process of ``parent`` holds
+    (from /proc: each child's socket inodes against the kernel's TCP table)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                established.add(fields[9])
+    held = []
+    for child in children:
+        inodes = set()
+        for fd in Path(f"/proc/{child}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+        held.append(len(inodes & established))
+    return held
+
+
 def test_the_shared_socket_sends_small_responses_at_once() -> None:
     config = serving._Config(serving.WORKER_APP, factory=True, host="127.0.0.1", port=0)
     sock = config.bind_socket()
@@ -60,6 +82,22 @@ def test_worker_processes_serve_the_store_with_its_settings(sqlite_store: Store)
                 assert page.status_code == 200
                 assert page.json() == {"items": [], "next_cursor": None}
             assert client.get("/", follow_redirects=False).status_code == 200
+        # Connections opened together are shared out between the processes, not taken
+        # mostly by the first to wake (which then serves its clients one after another).
+        opened = [socket.create_connection(("127.0.0.1", port)) for _ in range(10)]
+        try:
+            deadline = time.monotonic() + 10
+            while sum(held := _connections_per_worker(server.pid, port)) < 10:
+                assert time.monotonic() < deadline, f"accepted only {held}"
+                time.sleep(0.05)
+            assert sorted(held)[-2:] == [5, 5], held  # the last: the worker processes
+            for sock in opened:
+                sock.sendall(b"GET /api/v1/profiles HTTP/1.1\r\nHost: test\r\n\r\n")
+            for sock in opened:
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        finally:
+            for sock in opened:
+                sock.close()
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0].decode()

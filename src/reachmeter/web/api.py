@@ -52,12 +52,14 @@ from reachmeter.web.queries import (
     ObservationOut,
     OutputDetail,
     OutputFilters,
+    OutputSort,
     OutputSummary,
     Page,
     PersonOut,
     ScoreOut,
     Scoring,
 )
+from reachmeter.web.scheduling import run_read
 
 __all__ = ["router"]
 
@@ -167,7 +169,7 @@ Editor = Annotated[User, Depends(_token_editor)]
 
 
 @router.get("/outputs", response_model=Page[OutputSummary], tags=["outputs"])
-def list_outputs(
+async def list_outputs(
     request: Request,
     scored: ScoringDep,
     type: Annotated[
@@ -197,7 +199,7 @@ def list_outputs(
         float | None, Query(allow_inf_nan=False, description="Score at most this.")
     ] = None,
     sort: Annotated[
-        Literal["score", "published_on", "title", "id"],
+        OutputSort,
         Query(description="Sort key; `score` lists unscored outputs last."),
     ] = "score",
     order: Annotated[
@@ -219,16 +221,24 @@ def list_outputs(
         score_min=score_min,
         score_max=score_max,
     )
+    descending = None if order is None else order == "desc"
+    store = _store(request)
+    return await run_read(store, _listed, store, filters, scored, sort, descending, limit, cursor)
+
+
+def _listed(
+    store: Store,
+    filters: OutputFilters,
+    scored: Scoring,
+    sort: OutputSort,
+    descending: bool | None,
+    limit: int,
+    cursor: str | None,
+) -> Response:
     with _errors():
         return _model(
             queries.list_outputs(
-                _store(request),
-                filters,
-                scored,
-                sort=sort,
-                descending=None if order is None else order == "desc",
-                limit=limit,
-                cursor=cursor,
+                store, filters, scored, sort=sort, descending=descending, limit=limit, cursor=cursor
             )
         )
 
@@ -331,10 +341,14 @@ def lookup_output(
     response_model_exclude_unset=True,
     tags=["outputs"],
 )
-def get_output(request: Request, output_id: OutputId, scored: ScoringDep) -> Response:
+async def get_output(request: Request, output_id: OutputId, scored: ScoringDep) -> Response:
     """An output with its identifiers, authors, mentions per source and stored score."""
+    return await run_read(_store(request), _output, _store(request), output_id, scored)
+
+
+def _output(store: Store, output_id: int, scored: Scoring) -> Response:
     with _errors():
-        return _model(queries.get_output(_store(request), output_id, scored), exclude_unset=True)
+        return _model(queries.get_output(store, output_id, scored), exclude_unset=True)
 
 
 @router.get(
@@ -343,9 +357,12 @@ def get_output(request: Request, output_id: OutputId, scored: ScoringDep) -> Res
     response_model_exclude_unset=True,
     tags=["scores"],
 )
-def get_score(request: Request, output_id: OutputId, scored: ScoringDep) -> Response:
+async def get_score(request: Request, output_id: OutputId, scored: ScoringDep) -> Response:
     """The stored score with its breakdown, context and history (``read_score``)."""
-    store = _store(request)
+    return await run_read(_store(request), _score, _store(request), output_id, scored)
+
+
+def _score(store: Store, output_id: int, scored: Scoring) -> Response:
     found = (
         read_score(store, output_id, scored.profile, scored.as_of)
         if scored.as_of is not None
@@ -362,14 +379,16 @@ def get_score(request: Request, output_id: OutputId, scored: ScoringDep) -> Resp
 
 
 @router.get("/outputs/{output_id}/events", response_model=Page[EventOut], tags=["outputs"])
-def output_events(
+async def output_events(
     request: Request, output_id: OutputId, limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
     """The mentions matched to the output (or to outputs merged into it), by id."""
+    return await run_read(_store(request), _events_of, _store(request), output_id, limit, cursor)
+
+
+def _events_of(store: Store, output_id: int, limit: int, cursor: str | None) -> Response:
     with _errors():
-        return _model(
-            queries.list_events(_store(request), output_id=output_id, limit=limit, cursor=cursor)
-        )
+        return _model(queries.list_events(store, output_id=output_id, limit=limit, cursor=cursor))
 
 
 @router.get(

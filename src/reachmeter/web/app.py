@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from reachmeter.settings import Settings
 from reachmeter.store import Store
 from reachmeter.web import api, badges, monitor_pages, pages
+from reachmeter.web.scheduling import DeadlineOrder
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Paths whose errors stay errors (scripts read them); a browser on a page is sent to log in.
@@ -58,6 +59,8 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(monitor_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Waiting requests start earliest deadline first: badges and API reads before pages.
+    app.add_middleware(DeadlineOrder)
 
     @app.exception_handler(StarletteHTTPException)
     async def _login_or_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import bindparam, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
+from starlette.concurrency import run_in_threadpool
 
 from reachmeter import charts
 from reachmeter.scoring import (
@@ -65,6 +66,7 @@ from reachmeter.store.schema import Source as SourceRow
 from reachmeter.store.schema_web import CorrectionRequest, User
 from reachmeter.store.stats import store_counts
 from reachmeter.web import auth, queries
+from reachmeter.web.scheduling import run_read
 
 router = APIRouter(include_in_schema=False)
 T = TypeVar("T")
@@ -285,29 +287,39 @@ def _scored_day(request: Request, profile: Profile) -> dt.date | None:
     return queries.latest_day(_store(request), profile.name)
 
 
-def _month_expr(store: Store, column: Any) -> ColumnElement[str]:
-    if store.dialect == "postgresql":
+def _month_expr(dialect: str, column: Any) -> ColumnElement[str]:
+    if dialect == "postgresql":
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-01")
     return func.strftime("%Y-%m-01", column)
 
 
-def _mentions_by_month(
-    store: Store, output_ids: Sequence[int] | None = None, months: int = 24
-) -> list[dict[str, Any]]:
-    """Matched mentions per month and source (the last ``months`` months with mentions)."""
-    month = _month_expr(store, Event.occurred_at)
+@functools.cache
+def _monthly_mentions(dialect: str, of_outputs: bool) -> Any:
+    """The statement counting matched mentions per month and source (of the outputs bound
+    as ``members``), built once per database kind: building it cost more than running it
+    for an output with few mentions."""
+    month = _month_expr(dialect, Event.occurred_at)
     query = (
         select(month.label("period"), Event.source_id, func.count(func.distinct(Event.id)))
         .join(EventMatch, EventMatch.event_id == Event.id)
         .group_by(month, Event.source_id)
         .order_by(month, Event.source_id)
     )
-    if output_ids is not None:
-        query = query.where(EventMatch.output_id.in_(list(output_ids)))
+    if of_outputs:
+        query = query.where(EventMatch.output_id.in_(bindparam("members", expanding=True)))
+    return query
+
+
+def _mentions_by_month(
+    store: Store, output_ids: Sequence[int] | None = None, months: int = 24
+) -> list[dict[str, Any]]:
+    """Matched mentions per month and source (the last ``months`` months with mentions)."""
+    query = _monthly_mentions(store.dialect, output_ids is not None)
+    bound = {} if output_ids is None else {"members": list(output_ids)}
     with store.engine.connect() as connection:
         rows: list[dict[str, Any]] = [
             {"period": str(period), "source": str(source), "value": int(count)}
-            for period, source, count in connection.execute(query)
+            for period, source, count in connection.execute(query, bound)
         ]
     periods = sorted({str(row["period"]) for row in rows})[-months:]
     keep = set(periods)
@@ -735,8 +747,20 @@ def _facets(request: Request) -> dict[str, Any]:
     return facets
 
 
+async def _in_turn(request: Request, page: Callable[..., Response], *args: Any) -> Response:
+    """A much-visited page, built in the event loop on SQLite (``web.scheduling``); its CSV
+    export, which reads every row, on a worker thread."""
+    if request.query_params.get("format") == "csv":
+        return await run_in_threadpool(page, request, *args)
+    return await run_read(_store(request), page, request, *args)
+
+
 @router.get("/outputs")
-def outputs(request: Request, user: Reader) -> Response:
+async def outputs(request: Request, user: Reader) -> Response:
+    return await _in_turn(request, _outputs_page)
+
+
+def _outputs_page(request: Request) -> Response:
     store = _store(request)
     profile = _profile(request)
     day = _scored_day(request, profile)
@@ -993,7 +1017,11 @@ def _mentions(
 
 
 @router.get("/outputs/{output_id}")
-def output_page(request: Request, output_id: int, user: Reader) -> Response:
+async def output_page(request: Request, output_id: int, user: Reader) -> Response:
+    return await _in_turn(request, _output_page, output_id)
+
+
+def _output_page(request: Request, output_id: int) -> Response:
     store = _store(request)
     profile = _profile(request)
     day = _scored_day(request, profile)
