@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
@@ -51,7 +53,11 @@ def _send_error(channel: Connection, exc: BaseException) -> None:
 
 
 def items_from_process(
-    produce: Callable[..., Iterator[Any]], args: tuple[Any, ...], first: Callable[[], Any]
+    produce: Callable[..., Iterator[Any]],
+    args: tuple[Any, ...],
+    first: Callable[[], Any],
+    *,
+    ahead: int = 0,
 ) -> Iterator[Any]:
     """What ``produce(first(), *args)`` yields, run in a spawned process, in order.
 
@@ -59,7 +65,18 @@ def items_from_process(
     ``first()`` runs here while that process starts. An exception raised there is raised
     here, the same one when it can be pickled; a process that dies, or is killed, raises
     ``ReadingProcessError``. Closing the iterator early stops the process.
+
+    With ``ahead``, a thread here receives up to that many items before they are asked
+    for, so the reading process goes on while this one works on what it has (without it,
+    the process waits, its next item unsent, until this one asks for it).
     """
+    items = _received(produce, args, first)
+    return _read_ahead(items, ahead) if ahead > 0 else items
+
+
+def _received(
+    produce: Callable[..., Iterator[Any]], args: tuple[Any, ...], first: Callable[[], Any]
+) -> Iterator[Any]:
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     child = context.Process(target=_run, args=(theirs, produce, args), daemon=True)
@@ -86,3 +103,45 @@ def items_from_process(
         if child.is_alive():
             child.kill()
             child.join()
+
+
+def _read_ahead(items: Iterator[Any], ahead: int) -> Iterator[Any]:
+    """``items`` in order, taken from them by a thread up to ``ahead`` items in advance."""
+    waiting: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(message: tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(message, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def pump() -> None:
+        try:
+            for item in items:
+                if not put((_ITEM, item)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # raised by the consumer, in its own thread
+            put((_ERROR, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # stops the reading process if it has not finished
+
+    thread = threading.Thread(target=pump, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = waiting.get()
+            if kind == _END:
+                return
+            if kind == _ERROR:
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

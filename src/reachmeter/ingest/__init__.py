@@ -56,6 +56,9 @@ BULK_THRESHOLD = 200_000
 # transaction: every transaction rewrites the pages of the unique key index that it
 # touches (random keys touch most of them), so fewer, larger ones cost far less.
 BULK_TRANSACTION_EVENTS = 50_000
+# Batches received from the reading process ahead of need: it prepares the next ones while
+# this process stores (without them, the two took turns, each idle half the time).
+READ_AHEAD_BATCHES = 6
 _BYTES_PER_EVENT_GUESS = 400
 _MAX_PROBLEMS_KEPT = 1000
 
@@ -265,7 +268,9 @@ def _batches_from_process(
     """Prepare batches in a second process so reading and storing use both cores
     (``reachmeter.reading``); ``record_evidence`` runs here while that process starts, and
     gives it the evidence id every row holds."""
-    for message in items_from_process(_packed_batches, (arguments,), record_evidence):
+    for message in items_from_process(
+        _packed_batches, (arguments,), record_evidence, ahead=READ_AHEAD_BATCHES
+    ):
         yield _unpack(message)
 
 
