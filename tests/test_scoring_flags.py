@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from reachmeter.scoring import compute_scores, load_profile, read_score
+from reachmeter.scoring import compute_scores, load_profile, read_score, update_scores
 from reachmeter.scoring.flags import (
     AuthorActivity,
     EventRow,
@@ -128,3 +128,42 @@ def test_flags_are_stored_and_a_bot_stops_counting_under_the_default_profile(
     assert first["flags"] == 1
     assert other["score"] == 0
     assert other["context"]["all"]["reason"].startswith("no mentions")
+
+
+def test_an_incremental_run_flags_the_burst_a_new_post_completes(store: Store) -> None:
+    """Four posts within the hour are no burst under the default profile (five are); the
+    fifth, arriving later, makes one: the incremental run flags the five, not the same
+    account's post two days later nor its post about another output, as a full run does."""
+    b = Builder(store)
+    output = b.output("10.5555/burst", published="2024-12-01")
+    other = b.output("10.5555/calm", published="2024-12-01")
+    author = "https://twitter.com/eager"
+    burst = [
+        b.event(output, "twitter", author, at("2025-01-01", 10, m))[0] for m in (0, 10, 20, 30)
+    ]
+    b.event(output, "twitter", author, at("2025-01-03", 10))
+    b.event(other, "twitter", author, at("2025-01-01", 10, 35))
+    b.event(output, "twitter", "https://twitter.com/reader", at("2025-01-01", 10, 5))
+    profile = load_profile("default")
+    day = dt.date(2025, 6, 30)
+    compute_scores(store, profile, day)
+
+    def bursts() -> list[tuple[int | None, int]]:
+        with store.engine.connect() as connection:
+            rows = connection.execute(
+                select(ScoreFlag.event_id, ScoreFlag.detail).where(ScoreFlag.kind == "burst")
+            ).all()
+        return sorted((event_id, detail["posts"]) for event_id, detail in rows)
+
+    assert bursts() == []
+    burst.append(b.event(output, "twitter", author, at("2025-01-01", 10, 40))[0])
+    run = update_scores(store, profile, day)
+    assert (run.scored, run.flags) == (1, 5)
+    assert bursts() == [(event_id, 5) for event_id in sorted(burst)]
+    incremental = read_score(store, output, "default", day)
+    compute_scores(store, profile, day)
+    assert bursts() == [(event_id, 5) for event_id in sorted(burst)]
+    full = read_score(store, output, "default", day)
+    assert incremental is not None
+    assert full is not None
+    assert (incremental["score"], incremental["flags"]) == (full["score"], full["flags"])

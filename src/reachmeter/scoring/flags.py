@@ -28,9 +28,21 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, or_, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+)
 
-from reachmeter.scoring.load import author_expr, counted_event_filter
+from reachmeter.scoring.load import author_expr, counted_event_filter, not_deleted
 from reachmeter.scoring.profiles import FlagRules, Profile
 from reachmeter.store.schema import (
     Account,
@@ -41,6 +53,7 @@ from reachmeter.store.schema import (
     Output,
     OutputIdentifier,
     ScoreFlag,
+    UTCDateTime,
 )
 
 __all__ = [
@@ -419,19 +432,24 @@ _FLAGS_OF = (
 )
 
 
-def _event_rows(connection: Connection, conditions: Sequence[Any]) -> list[EventRow]:
-    rows = connection.execute(
-        select(
-            Event.id,
-            EventMatch.output_id,
-            Event.source_id,
-            author_expr,
-            Event.occurred_at,
-            Event.subj,
-        )
-        .join(EventMatch, EventMatch.event_id == Event.id)
-        .where(and_(*conditions))
+def _event_rows(
+    connection: Connection, conditions: Sequence[Any], *, with_text: bool = True
+) -> list[EventRow]:
+    """The matched events meeting ``conditions``; without ``with_text``, their text is left
+    empty and the (JSON) subject is not read: only repeated texts need it."""
+    columns: list[Any] = [
+        Event.id,
+        EventMatch.output_id,
+        Event.source_id,
+        author_expr,
+        Event.occurred_at,
+    ]
+    query = select(*columns, Event.subj) if with_text else select(*columns)
+    rows: Any = connection.execute(
+        query.join(EventMatch, EventMatch.event_id == Event.id).where(and_(*conditions))
     )
+    if not with_text:
+        return [EventRow(int(i), int(o), s, a, t, "") for i, o, s, a, t in rows]
     return [EventRow(int(i), int(o), s, a, t, _text_of(subj)) for i, o, s, a, t, subj in rows]
 
 
@@ -446,7 +464,7 @@ def detect_new_flags(
     """
     rules = profile.flags
     base = counted_event_filter(before, ())
-    new = _event_rows(connection, [*base, EventMatch.id > after_match])
+    new = _event_rows(connection, [*base, EventMatch.id > after_match], with_text=False)
     if not new:
         return 0
     flags: list[FlagRow] = []
@@ -463,20 +481,15 @@ def detect_new_flags(
         if found is not None:
             flags.append(_event_flag("bot", event, found))
     flags += find_self_promotion(new, *_owners(connection, {e.output_id for e in new}))
+    # A burst that a new event makes or joins lies within the burst window of it: read the
+    # events of each source around the new ones (by the (source, time) index), not every
+    # event of every output the new ones are about.
     triples = {(e.output_id, e.source_id, e.author) for e in new}
-    outputs = sorted({t[0] for t in triples})
-    authors = sorted({t[2] for t in triples})
-    nearby: list[EventRow] = []
-    for start in range(0, len(outputs), 500):
-        rows = _event_rows(
-            connection,
-            [
-                *base,
-                EventMatch.output_id.in_(outputs[start : start + 500]),
-                author_expr.in_(authors),
-            ],
-        )
-        nearby += [e for e in rows if (e.output_id, e.source_id, e.author) in triples]
+    nearby = [
+        e
+        for e in _events_around(connection, new, dt.timedelta(minutes=rules.burst_minutes), before)
+        if (e.output_id, e.source_id, e.author) in triples
+    ]
     flags += find_bursts(nearby, rules)
     known = {
         (kind, event_id)
@@ -492,6 +505,65 @@ def detect_new_flags(
     for start in range(0, len(payload), 5000):
         connection.execute(insert(ScoreFlag), payload[start : start + 5000])
     return len(fresh)
+
+
+# The periods to read events in, per source; a temporary table, so not in Base.metadata.
+_periods_table = Table(
+    "tmp_flag_periods",
+    MetaData(),
+    Column("source_id", String(100)),
+    Column("low", UTCDateTime()),
+    Column("high", UTCDateTime()),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _events_around(
+    connection: Connection, events: Sequence[EventRow], reach: dt.timedelta, before: dt.datetime
+) -> list[EventRow]:
+    """The matched, not deleted events of the same sources within ``reach`` of ``events``
+    and before ``before``, each once: the periods around the events are merged per source.
+
+    Each period is read by the (source, time) index with both its ends; a separate
+    ``occurred_at < before`` would take the index's upper bound instead and read on to
+    ``before``.
+    """
+    last = before - dt.timedelta(microseconds=1)
+    periods: list[dict[str, Any]] = []
+    for source_id, group in itertools.groupby(
+        sorted(events, key=lambda e: (e.source_id, e.occurred_at)), key=lambda e: e.source_id
+    ):
+        spans: list[list[dt.datetime]] = []
+        for event in group:
+            if spans and event.occurred_at - reach <= spans[-1][1]:
+                spans[-1][1] = event.occurred_at + reach
+            else:
+                spans.append([event.occurred_at - reach, event.occurred_at + reach])
+        periods += [
+            {"source_id": source_id, "low": low, "high": min(high, last)} for low, high in spans
+        ]
+    _periods_table.create(connection, checkfirst=True)
+    try:
+        connection.execute(_periods_table.delete())
+        for start in range(0, len(periods), 5000):
+            connection.execute(insert(_periods_table), periods[start : start + 5000])
+        rows = connection.execute(
+            select(Event.id, EventMatch.output_id, Event.source_id, author_expr, Event.occurred_at)
+            .select_from(_periods_table)
+            .join(
+                Event,
+                and_(
+                    Event.source_id == _periods_table.c.source_id,
+                    Event.occurred_at >= _periods_table.c.low,
+                    Event.occurred_at <= _periods_table.c.high,
+                ),
+            )
+            .join(EventMatch, EventMatch.event_id == Event.id)
+            .where(not_deleted())
+        )
+        return [EventRow(int(i), int(o), s, a, t, "") for i, o, s, a, t in rows]
+    finally:
+        _periods_table.drop(connection, checkfirst=True)
 
 
 def _owners(

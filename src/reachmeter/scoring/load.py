@@ -8,23 +8,13 @@ values, falling back to ``subj_id`` when an event has no author.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    MetaData,
-    Table,
-    and_,
-    case,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import Connection, String, and_, func, select, type_coerce
 
 from reachmeter.scoring.compute import ObservationPoint
 from reachmeter.scoring.kinds import EVENT_KINDS, OBSERVATION_KINDS
@@ -38,6 +28,7 @@ from reachmeter.store.schema import (
     OutputIdentifier,
     ScoreFlag,
 )
+from reachmeter.store.writer import storage_time
 
 __all__ = [
     "OutputRow",
@@ -48,6 +39,7 @@ __all__ = [
     "load_observations",
     "load_outputs",
     "members_of",
+    "not_deleted",
 ]
 
 author_expr = func.coalesce(Event.subj_author, Event.subj_id)
@@ -95,9 +87,9 @@ def members_of(outputs: dict[int, OutputRow], wanted: Iterable[int]) -> dict[int
     return {member: kept for member, kept in root.items() if kept in wanted_roots}
 
 
-def counted_event_filter(before: dt.datetime, exclude_flags: Collection[str]) -> list[Any]:
-    """The SQL conditions under which an event counts."""
-    deleted = (
+def not_deleted() -> Any:
+    """The SQL condition that an event has no ``deleted`` correction."""
+    return ~(
         select(Correction.id)
         .where(
             Correction.target_kind == "event",
@@ -106,7 +98,11 @@ def counted_event_filter(before: dt.datetime, exclude_flags: Collection[str]) ->
         )
         .exists()
     )
-    conditions: list[Any] = [Event.occurred_at < before, ~deleted]
+
+
+def counted_event_filter(before: dt.datetime, exclude_flags: Collection[str]) -> list[Any]:
+    """The SQL conditions under which an event counts."""
+    conditions: list[Any] = [Event.occurred_at < before, not_deleted()]
     if exclude_flags:
         flagged = (
             select(ScoreFlag.id)
@@ -218,14 +214,8 @@ def load_observations(
     return dict(result)
 
 
-# Merged outputs and where they were merged to; a temporary table, so not in Base.metadata.
-_roots_table = Table(
-    "tmp_score_roots",
-    MetaData(),
-    Column("output_id", BigInteger, primary_key=True),
-    Column("root_id", BigInteger),
-    prefixes=["TEMPORARY"],
-)
+_COUNT_CHUNK = 500  # output ids per query in an incremental run
+_FETCH_ROWS = 10_000
 
 
 def load_counts(
@@ -238,49 +228,73 @@ def load_counts(
     """Per kept output and kind: how many counted distinct authors first mentioned it
     before each cutoff (``cutoffs[0]`` is the end of the ``as_of`` day).
 
-    The same numbers ``load_first_seen`` gives as times, counted by the database: events
-    are grouped per (kept output, kind, author) and then per (kept output, kind).
+    The same numbers ``load_first_seen`` gives as times. The events are read in the order
+    of their outputs and each output's authors counted as soon as its events are in, so
+    memory holds one output's authors at a time (and those of outputs that others were
+    merged into, until the end). Counting here costs less than SQL's grouping, which
+    sorted every (output, kind, author) triple: 7 s per million events against about 4.
     """
+    sqlite = connection.dialect.name == "sqlite"
+    # On SQLite, times are compared in their stored text form, which sorts as they do.
+    limits = [storage_time(cut, sqlite) for cut in cutoffs]
     mapping = {**EVENT_KINDS, **profile.sources}
-    kind = case(
-        *[(Event.source_id == source, value) for source, value in sorted(mapping.items())],
-        else_="other",
-    )
+    kind_of: dict[str, str] = {}
     merged = {member: kept for member, kept in root.items() if member != kept}
-    if merged:
-        _roots_table.create(connection, checkfirst=True)
-        connection.execute(_roots_table.delete())
-        rows = [{"output_id": m, "root_id": k} for m, k in sorted(merged.items())]
-        for start in range(0, len(rows), 5000):
-            connection.execute(insert(_roots_table), rows[start : start + 5000])
-        kept_id: Any = func.coalesce(_roots_table.c.root_id, EventMatch.output_id)
-        joined: Any = (
-            select(EventMatch.output_id)
-            .select_from(EventMatch)
-            .join(Event, Event.id == EventMatch.event_id)
-            .outerjoin(_roots_table, _roots_table.c.output_id == EventMatch.output_id)
+    gathering = set(merged.values())  # kept outputs with members: counted at the end
+    firsts: dict[int, dict[tuple[str, str], Any]] = defaultdict(dict)
+    result: dict[int, dict[str, list[int]]] = {}
+
+    def count(kept: int) -> None:
+        per_kind: dict[str, list[Any]] = defaultdict(list)
+        for (kind, _author), first in firsts.pop(kept).items():
+            per_kind[kind].append(first)
+        counted: dict[str, list[int]] = {}
+        for kind, times in per_kind.items():
+            times.sort()
+            counted[kind] = [bisect.bisect_left(times, limit) for limit in limits]
+        result[kept] = counted
+
+    query = (
+        select(
+            EventMatch.output_id,
+            Event.source_id,
+            author_expr,
+            type_coerce(Event.occurred_at, String) if sqlite else Event.occurred_at,
         )
+        .join(Event, Event.id == EventMatch.event_id)
+        .where(and_(*counted_event_filter(cutoffs[0], profile.flags.exclude)))
+        .order_by(EventMatch.output_id)
+    )
+    if output_ids is None:
+        queries = [query]
     else:
-        kept_id = EventMatch.output_id
-        joined = select(EventMatch.output_id).join(Event, Event.id == EventMatch.event_id)
-    firsts = joined.with_only_columns(
-        kept_id.label("oid"),
-        kind.label("kind"),
-        author_expr.label("author"),
-        func.min(Event.occurred_at).label("first"),
-    ).where(and_(*counted_event_filter(cutoffs[0], profile.flags.exclude)))
-    if output_ids is not None:
-        firsts = firsts.where(EventMatch.output_id.in_(sorted(output_ids)))
-    inner = firsts.group_by(kept_id, kind, author_expr).subquery()
-    query = select(
-        inner.c.oid,
-        inner.c.kind,
-        func.count(),
-        *[func.sum(case((inner.c.first < cut, 1), else_=0)) for cut in cutoffs[1:]],
-    ).group_by(inner.c.oid, inner.c.kind)
-    result: dict[int, dict[str, list[int]]] = defaultdict(dict)
-    for row in connection.execute(query):
-        result[int(row[0])][row[1]] = [int(v or 0) for v in row[2:]]
-    if merged:
-        _roots_table.drop(connection, checkfirst=True)
-    return dict(result)
+        wanted = sorted(output_ids)
+        queries = [
+            query.where(EventMatch.output_id.in_(wanted[start : start + _COUNT_CHUNK]))
+            for start in range(0, len(wanted), _COUNT_CHUNK)
+        ]
+    current = None
+    for chosen in queries:
+        # Straight from the driver's cursor: these columns need no conversion (times are
+        # text on SQLite and aware datetimes from PostgreSQL), and a row object each cost
+        # about a microsecond.
+        cursor = connection.execute(chosen).cursor
+        while rows := cursor.fetchmany(_FETCH_ROWS):
+            for output_id, source_id, author, occurred in rows:
+                if output_id != current:
+                    if current is not None and current not in gathering and current in firsts:
+                        count(current)
+                    current = output_id
+                kept = merged.get(output_id, output_id)
+                kind = kind_of.get(source_id)
+                if kind is None:
+                    kind = kind_of[source_id] = mapping.get(source_id, "other")
+                key = (kind, author)
+                per_output = firsts[kept]
+                known = per_output.get(key)
+                if known is None or occurred < known:
+                    per_output[key] = occurred
+        cursor.close()
+    for kept in list(firsts):
+        count(kept)
+    return result
