@@ -3,10 +3,12 @@
 Under load, a process has several requests ready at once. Served first come, first served,
 a badge (a few small reads) waits behind dashboard pages that take several times longer,
 and every request ends up with about the same latency. Here each request gets a deadline:
-its arrival time plus the budget of its kind (a badge 10 ms, an API read 25 ms, a page
-60 ms, half of each kind's target), and the waiting request with the earliest deadline
-starts first. A page still starts once its deadline comes, so nothing waits for ever
-(earliest deadline first, a classic real-time scheduling rule).
+its arrival time plus the budget of its kind (its latency target: a badge 20 ms, an API
+read 50 ms, a page 100 ms), and the waiting request with the earliest deadline starts
+first. A page that has waited long enough goes before newer quick requests, so nothing
+waits for ever (earliest deadline first, a classic real-time scheduling rule). Budgets of
+half the targets served badges too late under load: the gap between the kinds is what
+orders them.
 
 The hot reads (the output page, the outputs list, an output, its score and its mentions in
 the API) run in the event loop on SQLite, so that this order is the order they are
@@ -32,7 +34,7 @@ __all__ = ["BUDGETS", "DeadlineOrder", "EarliestDeadlineFirst", "budget_of", "ru
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# Seconds: half the p95 target of each kind of request (bench/web.py, docs/web.md).
+# Seconds: the p95 target of each kind of request (bench/web.py, docs/web.md).
 BUDGETS = {"badge": 0.020, "static": 0.020, "api": 0.050, "page": 0.100}
 
 
