@@ -57,6 +57,9 @@ class _TurnTakingServer:
         self._connecting: set[asyncio.Task[Any]] = set()
         self._closed = threading.Event()
         sock.listen(backlog)
+        # Non-blocking: when another process takes the connection first, accept() says so
+        # at once instead of waiting for the next one (and holding up the server's close).
+        sock.setblocking(False)
         self._thread = threading.Thread(target=self._accepting, name="accept", daemon=True)
         self._thread.start()
 
