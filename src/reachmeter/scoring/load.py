@@ -231,8 +231,8 @@ def load_counts(
     The same numbers ``load_first_seen`` gives as times. The events are read in the order
     of their outputs and each output's authors counted as soon as its events are in, so
     memory holds one output's authors at a time (and those of outputs that others were
-    merged into, until the end). Counting here costs less than SQL's grouping, which
-    sorted every (output, kind, author) triple: 7 s per million events against about 4.
+    merged into, until the end). SQL's grouping sorted every (output, kind, author) triple:
+    on its own, 7 s per million events against 4.6-5 s for reading and counting here.
     """
     sqlite = connection.dialect.name == "sqlite"
     # On SQLite, times are compared in their stored text form, which sorts as they do.
