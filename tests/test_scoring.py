@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -16,6 +19,7 @@ from reachmeter.scoring import (
     ProfileError,
     attention,
     builtin_profiles,
+    compute,
     compute_scores,
     context,
     load_profile,
@@ -473,3 +477,72 @@ def test_incremental_update_follows_deletions_and_flags_new_self_promotion(store
     d = read_score(store, ids["d"], "default", AS_OF)
     assert d is not None
     assert d["score"] == 8
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 400),  # day offset
+            st.integers(0, 3000),  # score in hundredths
+            st.integers(0, 3),  # mentions
+            st.sampled_from([None, "A", "B"]),
+            st.booleans(),  # dated
+        ),
+        min_size=1,
+        max_size=300,
+    ),
+    picks=st.lists(st.integers(0, 299), max_size=20),
+)
+def test_context_of_a_few_outputs_is_their_context_among_all(
+    rows: list[tuple[int, int, int, str | None, bool]], picks: list[int]
+) -> None:
+    """An incremental run works out the context of the changed outputs alone (windows found
+    by date, counted block by block); it must give exactly what the full run gives them."""
+    start = dt.date(2020, 1, 1)
+    inputs = [
+        ContextInput(
+            number,
+            round(score / 100, 6),
+            mentions,
+            venue,
+            start + dt.timedelta(days=offset) if dated else None,
+        )
+        for number, (offset, score, mentions, venue, dated) in enumerate(rows)
+    ]
+    wanted = {pick for pick in picks if pick < len(inputs)}
+    everything = context(inputs)
+    expected = {n: everything[n] for n in wanted}
+    assert context(inputs, only=wanted) == expected
+    block = compute._BLOCK
+    compute._BLOCK = 4  # many small blocks: whole blocks and ends in most windows
+    try:
+        assert context(inputs, only=wanted) == expected
+    finally:
+        compute._BLOCK = block
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_context_of_a_few_among_thousands_is_their_full_context(seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311  (test data, not secrets)
+    start = dt.date(2020, 1, 1)
+    inputs = [
+        ContextInput(
+            number,
+            round(rng.randrange(0, 5000) / 4, 6),  # many ties
+            rng.choice([0, 1, 1, 2]),
+            rng.choice([None, "A", "B", "C"]),
+            start + dt.timedelta(days=rng.randrange(1500)) if rng.random() > 0.05 else None,
+        )
+        for number in range(3000)
+    ]
+    wanted = set(rng.sample(range(3000), 60))
+    everything = context(inputs)
+    expected = {n: everything[n] for n in wanted}
+    block = compute._BLOCK
+    for size in (block, 16):
+        compute._BLOCK = size
+        try:
+            assert context(inputs, only=wanted) == expected
+        finally:
+            compute._BLOCK = block

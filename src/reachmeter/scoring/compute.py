@@ -283,18 +283,27 @@ ALONE = "no other output with mentions in this group to compare with"
 
 
 def _stats(score: float, ordered: Sequence[float], total: float) -> dict[str, Any]:
-    count = len(ordered)
-    lower = bisect.bisect_left(ordered, score)
-    same_or_lower = bisect.bisect_right(ordered, score) - 1  # others only
+    return _stats_of(
+        score,
+        len(ordered),
+        total,
+        bisect.bisect_left(ordered, score),
+        bisect.bisect_right(ordered, score),
+    )
+
+
+def _stats_of(score: float, count: int, total: float, below: int, up_to: int) -> dict[str, Any]:
+    """Stats of ``score`` in a group of ``count`` scores summing to ``total``, of which
+    ``below`` are lower and ``up_to`` are lower or equal."""
     result: dict[str, Any] = {
         "count": count,
         "mean": _tidy(total / count),
-        "rank": count - bisect.bisect_right(ordered, score) + 1,
-        "higher_than": lower,
+        "rank": count - up_to + 1,
+        "higher_than": below,
         "pct": None,
     }
     if count > 1:
-        result["pct"] = _tidy(round(100.0 * same_or_lower / (count - 1), 2))
+        result["pct"] = _tidy(round(100.0 * (up_to - 1) / (count - 1), 2))
     else:
         result["reason"] = ALONE
     return result
@@ -305,9 +314,11 @@ def _windowed(
 ) -> dict[int, dict[str, Any]]:
     """Stats of each item against the items published within six weeks either side."""
     items.sort()
+    if only is not None and sum(1 for item in items if item[2] in only) * 8 < len(items):
+        return _windowed_few(items, only)
     results: dict[int, dict[str, Any]] = {}
     window: list[float] = []
-    total = 0.0
+    total = 0  # in millionths: exact, so that every way of summing a window agrees
     low = high = 0  # window = items[low:high]
     span = dt.timedelta(days=AGE_WINDOW_DAYS)
     index = 0
@@ -315,17 +326,70 @@ def _windowed(
         day = items[index][0]
         while high < len(items) and items[high][0] <= day + span:
             bisect.insort(window, items[high][1])
-            total += items[high][1]
+            total += _units(items[high][1])
             high += 1
         while items[low][0] < day - span:
             window.pop(bisect.bisect_left(window, items[low][1]))
-            total -= items[low][1]
+            total -= _units(items[low][1])
             low += 1
         while index < len(items) and items[index][0] == day:
             _, score, output_id = items[index]
             if only is None or output_id in only:
-                results[output_id] = _stats(score, window, total)
+                results[output_id] = _stats(score, window, total / _UNIT)
             index += 1
+    return results
+
+
+_UNIT = 1_000_000  # scores have at most six decimals (_tidy)
+
+
+def _units(score: float) -> int:
+    return round(score * _UNIT)
+
+
+_BLOCK = 512
+
+
+def _windowed_few(
+    items: list[tuple[dt.date, float, int]], only: Collection[int]
+) -> dict[int, dict[str, Any]]:
+    """``_windowed`` for a few of many items (an incremental run): each one's window is
+    found by date and counted block by block (whole blocks by their sorted scores, the
+    ends one by one), instead of sliding a sorted window over every item."""
+    days = [item[0] for item in items]
+    scores = [item[1] for item in items]
+    sums = [0]
+    for score in scores:
+        sums.append(sums[-1] + _units(score))
+    blocks = [sorted(scores[start : start + _BLOCK]) for start in range(0, len(scores), _BLOCK)]
+    span = dt.timedelta(days=AGE_WINDOW_DAYS)
+
+    def lower(score: float, low: int, high: int, equal: bool) -> int:
+        """How many of ``scores[low:high]`` are below ``score`` (or equal, with ``equal``)."""
+        found = 0
+        first, last = -(-low // _BLOCK), high // _BLOCK  # the whole blocks inside
+        if first >= last:
+            part = scores[low:high]
+            return sum(map(score.__ge__ if equal else score.__gt__, part))
+        edge = bisect.bisect_right if equal else bisect.bisect_left
+        for block in blocks[first:last]:
+            found += edge(block, score)
+        ends = scores[low : first * _BLOCK] + scores[last * _BLOCK : high]
+        return found + sum(map(score.__ge__ if equal else score.__gt__, ends))
+
+    results: dict[int, dict[str, Any]] = {}
+    for day, score, output_id in items:
+        if output_id not in only:
+            continue
+        low = bisect.bisect_left(days, day - span)
+        high = bisect.bisect_right(days, day + span)
+        results[output_id] = _stats_of(
+            score,
+            high - low,
+            (sums[high] - sums[low]) / _UNIT,
+            lower(score, low, high, equal=False),
+            lower(score, low, high, equal=True),
+        )
     return results
 
 
