@@ -11,7 +11,7 @@ import gc
 import multiprocessing
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -76,7 +76,7 @@ def items_from_process(
 
 def _received(
     produce: Callable[..., Iterator[Any]], args: tuple[Any, ...], first: Callable[[], Any]
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     child = context.Process(target=_run, args=(theirs, produce, args), daemon=True)
@@ -105,7 +105,7 @@ def _received(
             child.join()
 
 
-def _read_ahead(items: Iterator[Any], ahead: int) -> Iterator[Any]:
+def _read_ahead(items: Generator[Any, None, None], ahead: int) -> Iterator[Any]:
     """``items`` in order, taken from them by a thread up to ``ahead`` items in advance."""
     waiting: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
@@ -128,9 +128,7 @@ def _read_ahead(items: Iterator[Any], ahead: int) -> Iterator[Any]:
         except BaseException as exc:  # raised by the consumer, in its own thread
             put((_ERROR, exc))
         finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()  # stops the reading process if it has not finished
+            items.close()  # stops the reading process if it has not finished
 
     thread = threading.Thread(target=pump, name="read-ahead", daemon=True)
     thread.start()

@@ -432,25 +432,16 @@ _FLAGS_OF = (
 )
 
 
-def _event_rows(
-    connection: Connection, conditions: Sequence[Any], *, with_text: bool = True
-) -> list[EventRow]:
-    """The matched events meeting ``conditions``; without ``with_text``, their text is left
-    empty and the (JSON) subject is not read: only repeated texts need it."""
-    columns: list[Any] = [
-        Event.id,
-        EventMatch.output_id,
-        Event.source_id,
-        author_expr,
-        Event.occurred_at,
-    ]
-    query = select(*columns, Event.subj) if with_text else select(*columns)
-    rows: Any = connection.execute(
-        query.join(EventMatch, EventMatch.event_id == Event.id).where(and_(*conditions))
-    )
-    if not with_text:
-        return [EventRow(int(i), int(o), s, a, t, "") for i, o, s, a, t in rows]
-    return [EventRow(int(i), int(o), s, a, t, _text_of(subj)) for i, o, s, a, t, subj in rows]
+# What an incremental run reads of an event: no text (only repeated texts need it, and
+# they wait for the next full run), so the JSON subject is not read.
+_EVENT_FIELDS = select(
+    Event.id, EventMatch.output_id, Event.source_id, author_expr, Event.occurred_at
+)
+
+
+def _event_rows(connection: Connection, query: Any) -> list[EventRow]:
+    """The events ``query`` (``_EVENT_FIELDS`` with joins and conditions) finds."""
+    return [EventRow(int(i), int(o), s, a, t, "") for i, o, s, a, t in connection.execute(query)]
 
 
 def detect_new_flags(
@@ -464,7 +455,12 @@ def detect_new_flags(
     """
     rules = profile.flags
     base = counted_event_filter(before, ())
-    new = _event_rows(connection, [*base, EventMatch.id > after_match], with_text=False)
+    new = _event_rows(
+        connection,
+        _EVENT_FIELDS.join(EventMatch, EventMatch.event_id == Event.id).where(
+            *base, EventMatch.id > after_match
+        ),
+    )
     if not new:
         return 0
     flags: list[FlagRow] = []
@@ -547,9 +543,9 @@ def _events_around(
         connection.execute(_periods_table.delete())
         for start in range(0, len(periods), 5000):
             connection.execute(insert(_periods_table), periods[start : start + 5000])
-        rows = connection.execute(
-            select(Event.id, EventMatch.output_id, Event.source_id, author_expr, Event.occurred_at)
-            .select_from(_periods_table)
+        return _event_rows(
+            connection,
+            _EVENT_FIELDS.select_from(_periods_table)
             .join(
                 Event,
                 and_(
@@ -559,9 +555,8 @@ def _events_around(
                 ),
             )
             .join(EventMatch, EventMatch.event_id == Event.id)
-            .where(not_deleted())
+            .where(not_deleted()),
         )
-        return [EventRow(int(i), int(o), s, a, t, "") for i, o, s, a, t in rows]
     finally:
         _periods_table.drop(connection, checkfirst=True)
 

@@ -35,7 +35,6 @@ __all__ = [
     "author_expr",
     "counted_event_filter",
     "load_counts",
-    "load_first_seen",
     "load_observations",
     "load_outputs",
     "members_of",
@@ -111,45 +110,6 @@ def counted_event_filter(before: dt.datetime, exclude_flags: Collection[str]) ->
         )
         conditions.append(~flagged)
     return conditions
-
-
-def load_first_seen(
-    connection: Connection,
-    profile: Profile,
-    before: dt.datetime,
-    root: dict[int, int],
-    output_ids: Collection[int] | None = None,
-) -> dict[int, dict[str, list[dt.datetime]]]:
-    """Per kept output and kind: the sorted first-mention times of its distinct authors."""
-    query = (
-        select(EventMatch.output_id, Event.source_id, author_expr, func.min(Event.occurred_at))
-        .join(Event, Event.id == EventMatch.event_id)
-        .where(and_(*counted_event_filter(before, profile.flags.exclude)))
-        .group_by(EventMatch.output_id, Event.source_id, author_expr)
-    )
-    if output_ids is not None:
-        query = query.where(EventMatch.output_id.in_(sorted(output_ids)))
-    firsts: dict[int, dict[tuple[str, str], dt.datetime]] = defaultdict(dict)
-    kind_of: dict[str, str] = {}
-    for output_id, source_id, author, first in connection.execute(query):
-        kept = root.get(int(output_id), int(output_id))
-        kind = kind_of.get(source_id)
-        if kind is None:
-            kind = kind_of[source_id] = profile.kind_of_source(source_id)
-        key = (kind, author)
-        per_output = firsts[kept]
-        known = per_output.get(key)
-        if known is None or first < known:
-            per_output[key] = first
-    result: dict[int, dict[str, list[dt.datetime]]] = {}
-    for output_id, per_author in firsts.items():
-        by_kind: dict[str, list[dt.datetime]] = defaultdict(list)
-        for (kind, _author), first in per_author.items():
-            by_kind[kind].append(first)
-        for times in by_kind.values():
-            times.sort()
-        result[output_id] = dict(by_kind)
-    return result
 
 
 def load_observations(
@@ -228,7 +188,7 @@ def load_counts(
     """Per kept output and kind: how many counted distinct authors first mentioned it
     before each cutoff (``cutoffs[0]`` is the end of the ``as_of`` day).
 
-    The same numbers ``load_first_seen`` gives as times. The events are read in the order
+    The events are read in the order
     of their outputs and each output's authors counted as soon as its events are in, so
     memory holds one output's authors at a time (and those of outputs that others were
     merged into, until the end). SQL's grouping sorted every (output, kind, author) triple:

@@ -343,7 +343,8 @@ def lookup_output(
 )
 async def get_output(request: Request, output_id: OutputId, scored: ScoringDep) -> Response:
     """An output with its identifiers, authors, mentions per source and stored score."""
-    return await run_read(_store(request), _output, _store(request), output_id, scored)
+    store = _store(request)
+    return await run_read(store, _output, store, output_id, scored)
 
 
 def _output(store: Store, output_id: int, scored: Scoring) -> Response:
@@ -359,7 +360,8 @@ def _output(store: Store, output_id: int, scored: Scoring) -> Response:
 )
 async def get_score(request: Request, output_id: OutputId, scored: ScoringDep) -> Response:
     """The stored score with its breakdown, context and history (``read_score``)."""
-    return await run_read(_store(request), _score, _store(request), output_id, scored)
+    store = _store(request)
+    return await run_read(store, _score, store, output_id, scored)
 
 
 def _score(store: Store, output_id: int, scored: Scoring) -> Response:
@@ -383,7 +385,8 @@ async def output_events(
     request: Request, output_id: OutputId, limit: Limit = 100, cursor: Cursor = None
 ) -> Response:
     """The mentions matched to the output (or to outputs merged into it), by id."""
-    return await run_read(_store(request), _events_of, _store(request), output_id, limit, cursor)
+    store = _store(request)
+    return await run_read(store, _events_of, store, output_id, limit, cursor)
 
 
 def _events_of(store: Store, output_id: int, limit: int, cursor: str | None) -> Response:
