@@ -90,7 +90,12 @@ def test_worker_processes_serve_the_store_with_its_settings(sqlite_store: Store)
             while sum(held := _connections_per_worker(server.pid, port)) < 10:
                 assert time.monotonic() < deadline, f"accepted only {held}"
                 time.sleep(0.05)
-            assert sorted(held)[-2:] == [5, 5], held  # the last: the worker processes
+            # The last two: the worker processes. Taking turns is a matter of timing, so the
+            # split is about even (5/5 on an idle machine, 4/6 seen under load), where
+            # uvicorn's own accepting gives one process all ten.
+            workers = sorted(held)[-2:]
+            assert sum(workers) == 10
+            assert min(workers) >= 3, held
             for sock in opened:
                 sock.sendall(b"GET /api/v1/profiles HTTP/1.1\r\nHost: test\r\n\r\n")
             for sock in opened:
