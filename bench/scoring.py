@@ -24,6 +24,7 @@ from reachmeter.scoring import compute_scores, load_profile, read_score, update_
 from reachmeter.scoring.compute import as_of_end
 from reachmeter.scoring.flags import detect_flags
 from reachmeter.store import open_store
+from reachmeter.store.mentions import add_first_mentions
 
 SOURCES = (
     ("twitter", 45),
@@ -109,16 +110,18 @@ def _add_events(connection, rng: random.Random, first: int, count: int, outputs:
         source = rng.choices(names, weights)[0]
         person = rng.randrange(heavy) if rng.random() < 0.2 else rng.randrange(authors)
         author = f"https://{source}.example/u{person}"
-        when = START + dt.timedelta(seconds=rng.randrange(SPAN_SECONDS))
+        when = _time_text(START + dt.timedelta(seconds=rng.randrange(SPAN_SECONDS)))
         key = f"bench-{number}"
         doi = f"10.5555/bench.{output}"
         events.append(
             (
                 number, key_hash(key), key, f"{author}/post/{number}", "discusses",
-                f"https://doi.org/{doi}", "doi", doi, source, _time_text(when), now, author, 1,
+                f"https://doi.org/{doi}", "doi", doi, source, when, now, author, 1,
             )
         )  # fmt: skip
-        matches.append((number, output, f"doi:{doi}", "doi-literal", "literal", now))
+        matches.append(
+            (number, output, f"doi:{doi}", "doi-literal", "literal", now, source, author, when)
+        )  # fmt: skip
         if len(events) >= 100_000:
             _flush_events(connection, events, matches)
     _flush_events(connection, events, matches)
@@ -133,7 +136,7 @@ def _flush_events(connection, events, matches) -> None:  # type: ignore[no-untyp
     )
     connection.executemany(
         "INSERT INTO event_matches (event_id, output_id, identifier, method, verification,"
-        " matched_at) VALUES (?, ?, ?, ?, ?, ?)",
+        " matched_at, source_id, author, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         matches,
     )
     events.clear()
@@ -155,6 +158,8 @@ def main() -> None:
         print(f"generated {args.outputs:,} outputs, {args.events:,} events "
               f"in {time.perf_counter() - started:.1f} s ({path})")  # fmt: skip
     store = open_store(path)
+    with store.begin() as connection:  # what matching does as it records matches
+        add_first_mentions(connection)
     profile = load_profile("default")
     if args.flags:
         started = time.perf_counter()
@@ -172,9 +177,12 @@ def main() -> None:
     connection = sqlite3.connect(path)
     last = connection.execute("SELECT max(id) FROM events").fetchone()[0]
     outputs = connection.execute("SELECT count(*) FROM outputs").fetchone()[0]
+    last_match = connection.execute("SELECT max(id) FROM event_matches").fetchone()[0]
     _add_events(connection, random.Random(11), last + 1, args.new_events, outputs)
     connection.commit()
     connection.close()
+    with store.begin() as session:
+        add_first_mentions(session, after_match=last_match)
     started = time.perf_counter()
     update = update_scores(store, profile, AS_OF)
     seconds = time.perf_counter() - started

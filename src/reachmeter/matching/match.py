@@ -50,6 +50,7 @@ from reachmeter.matching.identifiers import Identifier
 from reachmeter.matching.landing import LandingPage
 from reachmeter.matching.urls import UrlError, host_of, normalize_url, url_key
 from reachmeter.store.corrections import rejected_matches
+from reachmeter.store.mentions import add_first_mentions
 from reachmeter.store.schema import Event, EventMatch, Meta, Output, OutputIdentifier
 
 __all__ = [
@@ -286,9 +287,10 @@ def _event_matches(matcher: Matcher, scheme: str, value: str) -> list[Match]:
     return [match] if match is not None else []
 
 
-def _insert_ignoring(connection: Connection, rows: list[dict[str, Any]]) -> int:
+def _insert_ignoring(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the match rows not already recorded; the ids of those inserted."""
     if not rows:
-        return 0
+        return []
     statement: Any
     if connection.dialect.name == "postgresql":
         statement = postgresql.insert(EventMatch).on_conflict_do_nothing()
@@ -298,7 +300,7 @@ def _insert_ignoring(connection: Connection, rows: list[dict[str, Any]]) -> int:
         raise NotImplementedError(connection.dialect.name)
     # RETURNING gives the rows really inserted on both backends (rowcount of an
     # executemany is not reliable on PostgreSQL).
-    return len(connection.execute(statement.returning(EventMatch.id), rows).all())
+    return [int(i) for (i,) in connection.execute(statement.returning(EventMatch.id), rows)]
 
 
 def match_events(
@@ -332,7 +334,7 @@ def match_events(
     rejected = rejected_matches(connection)
     for rows in _event_batches(connection, event_ids, after_id):
         new_rows: list[dict[str, Any]] = []
-        for event_id, scheme, value in rows:
+        for event_id, scheme, value, source_id, author, occurred_at in rows:
             summary.events += 1
             matches = [
                 m
@@ -350,9 +352,15 @@ def match_events(
                         "method": match.method,
                         "verification": match.verification,
                         "matched_at": now,
+                        "source_id": source_id,
+                        "author": author,
+                        "occurred_at": occurred_at,
                     }
                 )
-        summary.new_matches += _insert_ignoring(connection, new_rows)
+        inserted = _insert_ignoring(connection, new_rows)
+        if inserted:
+            summary.new_matches += len(inserted)
+            add_first_mentions(connection, after_match=min(inserted) - 1)
         last = int(rows[-1][0])
         summary.last_event_id = max(summary.last_event_id or last, last)
     return summary
@@ -360,8 +368,15 @@ def match_events(
 
 def _event_batches(
     connection: Connection, event_ids: Sequence[int] | None, after_id: int | None
-) -> Iterator[Sequence[Row[int, str, str]]]:
-    query = select(Event.id, Event.obj_scheme, Event.obj_value).order_by(Event.id)
+) -> Iterator[Sequence[Row[int, str, str, str, str, dt.datetime]]]:
+    query = select(
+        Event.id,
+        Event.obj_scheme,
+        Event.obj_value,
+        Event.source_id,
+        func.coalesce(Event.subj_author, Event.subj_id),
+        Event.occurred_at,
+    ).order_by(Event.id)
     if event_ids is not None:
         ids = sorted(set(event_ids))
         for start in range(0, len(ids), _BATCH):

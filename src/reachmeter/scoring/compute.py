@@ -10,11 +10,20 @@ Nothing here touches the store. Inputs are plain values that ``scoring.load`` re
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
+import gc
+import io
+import itertools
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from operator import itemgetter
+from typing import Any, ClassVar, NamedTuple, cast
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
 
 from reachmeter.scoring.kinds import CATEGORIES, KINDS, OBSERVATION_KINDS, category_of
 from reachmeter.scoring.profiles import Profile
@@ -24,11 +33,15 @@ __all__ = [
     "HISTORY_PERIODS",
     "Attention",
     "ContextInput",
+    "ContextTable",
+    "CountScorer",
     "ObservationPoint",
     "as_of_end",
     "attention",
     "context",
+    "context_of",
     "history",
+    "no_collection",
     "observation_totals",
     "score_counts",
 ]
@@ -123,6 +136,11 @@ class Attention:
 
 
 def _tidy(value: float) -> float:
+    """``value`` to six decimals (and never ``-0.0``); a whole number is left as it is,
+    which is what rounding it gives, without rounding's cost."""
+    value = float(value)
+    if value.is_integer():
+        return value + 0.0
     return round(value, 6) + 0.0
 
 
@@ -166,15 +184,7 @@ def attention(
 
 
 def _part(kind: str, count: float, profile: Profile) -> dict[str, Any]:
-    weight = profile.weight(kind)
-    points = profile.points(kind, count)
-    return {
-        "count": _tidy(count),
-        "weight": weight,
-        "points": _tidy(points),
-        "capped": points < weight * count,
-        "category": category_of(kind),
-    }
+    return dict(CountScorer(profile).part(kind, count)[0])
 
 
 def history(
@@ -200,6 +210,166 @@ def history(
     return changes
 
 
+_CATEGORY_SLOT = {category: slot for slot, category in enumerate(CATEGORIES)}
+
+
+class CountScorer:
+    """Scores and history from counts of distinct authors, under one profile.
+
+    A run scores many outputs with the same profile, and the same few counts of a kind
+    come up again and again: each kind's part for a count, the rounding of each sum and
+    the categories' JSON are worked out once. ``texts`` writes the stored JSON of an
+    output with no observations straight from those parts.
+    """
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        # (kind, count) -> (part, points, category, the part as JSON text '"kind":{...}')
+        self._parts: dict[tuple[str, float], tuple[dict[str, Any], float, str, str]] = {}
+        self._tidied: dict[float, float] = {}
+        self._categories: dict[tuple[float, ...], str] = {}
+
+    def part(self, kind: str, count: float) -> tuple[dict[str, Any], float, str, str]:
+        """A kind's part of a score for ``count`` authors (or units): the part, its points,
+        its category and its JSON text. The part is shared: copy it to change it."""
+        key = (kind, count)
+        found = self._parts.get(key)
+        if found is None:
+            weight = self.profile.weight(kind)
+            value = weight * count
+            cap = self.profile.caps.get(kind)
+            points = min(value, cap) if cap is not None else value
+            tidied, category = _tidy(points), category_of(kind)
+            part: dict[str, Any] = {
+                "count": _tidy(count),
+                "weight": weight,
+                "points": tidied,
+                "capped": points < value,
+                "category": category,
+            }
+            text = orjson.dumps({kind: part}).decode()[1:-1]
+            found = self._parts[key] = (part, tidied, category, text)
+        return found
+
+    def tidy(self, value: float) -> float:
+        """``_tidy``, remembered (-0.0 and 0.0 share an entry, and both give 0.0)."""
+        found = self._tidied.get(value)
+        if found is None:
+            if len(self._tidied) > _REMEMBERED:
+                self._tidied.clear()
+            found = self._tidied[value] = _tidy(value)
+        return found
+
+    def score(
+        self,
+        counts: Mapping[str, Sequence[int]],
+        observations_at: Mapping[str, Mapping[str, float]],
+    ) -> tuple[Attention, dict[str, float]]:
+        """``score_counts``."""
+        sources: dict[str, dict[str, Any]] = {}
+        categories = dict.fromkeys(CATEGORIES, 0.0)
+        total = 0.0
+        mentions = 0
+        for kind in sorted(counts):
+            count = counts[kind][0]
+            if count <= 0:
+                continue
+            part, points, category, _ = self.part(kind, count)
+            mentions += count
+            sources[kind] = dict(part)
+            total += points
+            categories[category] += count
+        observations = observations_at.get("now", {})
+        for kind in sorted(observations):
+            value = observations[kind]
+            if value <= 0:
+                continue
+            part, points, category, _ = self.part(kind, value)
+            sources[kind] = dict(part)
+            total += points
+            categories[category] += value
+        result = Attention(
+            score=self.tidy(total),
+            mentions=mentions,
+            sources=sources,
+            categories={k: self.tidy(v) for k, v in categories.items()},
+        )
+        return result, self.history(result.score, counts, observations_at)
+
+    def texts(self, counts: Mapping[str, Sequence[int]]) -> tuple[float, int, str, str]:
+        """``score`` of an output with counts and no observations, as it is stored: the
+        score, the mentions, and the breakdown and the history as JSON text (the same text
+        as ``orjson.dumps`` of ``score``'s breakdown and history)."""
+        total = 0.0
+        mentions = 0
+        slots = [0] * len(CATEGORIES)
+        pieces = []
+        for kind in sorted(counts):
+            count = counts[kind][0]
+            if count <= 0:
+                continue
+            _, points, category, text = self.part(kind, count)
+            mentions += count
+            total += points
+            slots[_CATEGORY_SLOT[category]] += count
+            pieces.append(text)
+        score = self.tidy(total)
+        key = tuple(slots)
+        categories = self._categories.get(key)
+        if categories is None:
+            sums = dict(zip(CATEGORIES, map(float, key), strict=True))
+            categories = self._categories[key] = orjson.dumps(sums).decode()
+        breakdown = '{"sources":{' + ",".join(pieces) + '},"categories":' + categories + "}"
+        history = orjson.dumps(self.history(score, counts, {})).decode()
+        return score, mentions, breakdown, history
+
+    def history(
+        self,
+        score: float,
+        counts: Mapping[str, Sequence[int]],
+        observations_at: Mapping[str, Mapping[str, float]],
+    ) -> dict[str, float]:
+        """The history part of ``score``, given the score now.
+
+        A kind's count at the start of a period is never more than at the start of a
+        shorter one (``counts`` are of authors first seen before each start): a kind
+        whose count is the same at every start adds the same points to each.
+        """
+        then = [0.0] * (len(_PERIODS))
+        weights, caps = self.profile.weights, self.profile.caps
+        periods = range(len(_PERIODS))
+        for kind, values in counts.items():
+            weight = weights.get(kind, 0.0)
+            if not weight:
+                continue
+            cap = caps.get(kind)
+            if values[1] == values[-1]:
+                if values[1]:
+                    points = weight * values[1]
+                    points = points if cap is None or points < cap else cap
+                    then = [sum_ + points for sum_ in then]
+                continue
+            for index in periods:
+                count = values[index + 1]
+                if count:
+                    points = weight * count
+                    then[index] += points if cap is None or points < cap else cap
+        for index, period in enumerate(_PERIODS):
+            for kind, value in observations_at.get(period, {}).items():
+                if value > 0:
+                    then[index] += self.profile.points(kind, value)
+        tidy = self.tidy
+        if then[0] == then[-1] and not observations_at:  # counts alone never grow with age
+            changes = dict.fromkeys(_PERIODS, tidy(score - tidy(then[0])))
+        else:
+            changes = {period: tidy(score - tidy(then[i])) for i, period in enumerate(_PERIODS)}
+        changes["at"] = score
+        return changes
+
+
+_REMEMBERED = 1 << 20  # rounded values a scorer keeps
+
+
 def score_counts(
     counts: Mapping[str, Sequence[int]],
     observations_at: Mapping[str, Mapping[str, float]],
@@ -210,60 +380,13 @@ def score_counts(
     ``counts[kind]`` holds the number of counted authors whose first mention is before the
     end of the day, then before the start of each period of ``HISTORY_PERIODS`` (in order,
     ``"at"`` excluded). Gives exactly what ``attention`` and ``history`` give from the
-    first-mention times, without the times: the store can count them in SQL.
+    first-mention times, without the times: the store can count them in SQL. To score
+    many outputs, use one ``CountScorer``.
     """
-    now_counts = {kind: values[0] for kind, values in counts.items() if values[0] > 0}
-    result = _attention_from_counts(now_counts, observations_at.get("now", {}), profile)
-    then = [0.0] * (len(_PERIODS))
-    weights, caps = profile.weights, profile.caps
-    for kind, values in counts.items():
-        weight = weights.get(kind, 0.0)
-        if not weight:
-            continue
-        cap = caps.get(kind)
-        for index in range(len(_PERIODS)):
-            count = values[index + 1]
-            if count:
-                points = weight * count
-                then[index] += points if cap is None or points < cap else cap
-    for index, period in enumerate(_PERIODS):
-        for kind, value in observations_at.get(period, {}).items():
-            if value > 0:
-                then[index] += profile.points(kind, value)
-    changes = {period: _tidy(result.score - _tidy(then[i])) for i, period in enumerate(_PERIODS)}
-    changes["at"] = result.score
-    return result, changes
+    return CountScorer(profile).score(counts, observations_at)
 
 
 _PERIODS = tuple(period for period, length in HISTORY_PERIODS.items() if length is not None)
-
-
-def _attention_from_counts(
-    counts: Mapping[str, int], observations: Mapping[str, float], profile: Profile
-) -> Attention:
-    sources: dict[str, dict[str, Any]] = {}
-    categories = dict.fromkeys(CATEGORIES, 0.0)
-    total = 0.0
-    mentions = 0
-    for kind in sorted(counts):
-        count = counts[kind]
-        mentions += count
-        sources[kind] = part = _part(kind, count, profile)
-        total += part["points"]
-        categories[category_of(kind)] += count
-    for kind in sorted(observations):
-        value = observations[kind]
-        if value <= 0:
-            continue
-        sources[kind] = part = _part(kind, value, profile)
-        total += part["points"]
-        categories[category_of(kind)] += value
-    return Attention(
-        score=_tidy(total),
-        mentions=mentions,
-        sources=sources,
-        categories={k: _tidy(v) for k, v in categories.items()},
-    )
 
 
 class ContextInput(NamedTuple):
@@ -281,116 +404,197 @@ NO_VENUE = "no venue: the output has no journal or other venue to compare within
 NO_DATE = "no publication date: outputs of similar age cannot be found"
 ALONE = "no other output with mentions in this group to compare with"
 
+_UNIT = 1_000_000  # scores have at most six decimals (_tidy): windows add up millionths
+_BLOCK = 1 << 14  # at most this many outputs' windows are counted in one pass
+_CELLS = 1 << 22  # nor (unless one alone has more) this many rows or days of their windows
+_COSTS = {"rows": 1.0, "days": 12.0, "levels": 2.0}  # see _count_below
+_EXACT = 2**50  # far below 2**53: integers (and sums of them) this small are exact floats
+_FORMAT = b"reachmeter context table\n"
+_FORMAT_VERSION = 1
 
-def _stats(score: float, ordered: Sequence[float], total: float) -> dict[str, Any]:
-    return _stats_of(
-        score,
-        len(ordered),
-        total,
-        bisect.bisect_left(ordered, score),
-        bisect.bisect_right(ordered, score),
-    )
-
-
-def _stats_of(score: float, count: int, total: float, below: int, up_to: int) -> dict[str, Any]:
-    """Stats of ``score`` in a group of ``count`` scores summing to ``total``, of which
-    ``below`` are lower and ``up_to`` are lower or equal."""
-    result: dict[str, Any] = {
-        "count": count,
-        "mean": _tidy(total / count),
-        "rank": count - up_to + 1,
-        "higher_than": below,
-        "pct": None,
-    }
-    if count > 1:
-        result["pct"] = _tidy(round(100.0 * (up_to - 1) / (count - 1), 2))
-    else:
-        result["reason"] = ALONE
-    return result
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+_KINDS = {
+    "output_ids": np.dtype(np.int64),
+    "scores": np.dtype(np.float64),
+    "mentions": np.dtype(np.int64),
+    "venues": np.dtype(np.int32),
+    "days": np.dtype(np.int32),
+}
 
 
-def _windowed(
-    items: list[tuple[dt.date, float, int]], only: Collection[int] | None = None
-) -> dict[int, dict[str, Any]]:
-    """Stats of each item against the items published within six weeks either side."""
-    items.sort()
-    if only is not None and sum(1 for item in items if item[2] in only) * 8 < len(items):
-        return _windowed_few(items, only)
-    results: dict[int, dict[str, Any]] = {}
-    window: list[float] = []
-    total = 0  # in millionths: exact, so that every way of summing a window agrees
-    low = high = 0  # window = items[low:high]
-    span = dt.timedelta(days=AGE_WINDOW_DAYS)
-    index = 0
-    while index < len(items):
-        day = items[index][0]
-        while high < len(items) and items[high][0] <= day + span:
-            bisect.insort(window, items[high][1])
-            total += _units(items[high][1])
-            high += 1
-        while items[low][0] < day - span:
-            window.pop(bisect.bisect_left(window, items[low][1]))
-            total -= _units(items[low][1])
-            low += 1
-        while index < len(items) and items[index][0] == day:
-            _, score, output_id = items[index]
-            if only is None or output_id in only:
-                results[output_id] = _stats(score, window, total / _UNIT)
-            index += 1
-    return results
+@dataclass(frozen=True, eq=False)
+class ContextTable:
+    """What context needs of every output, as columns (one row per output).
 
+    ``venues`` index ``venue_names`` (``NO_VENUE_CODE`` for none; an empty name counts as
+    none), ``days`` are ``date.toordinal()`` (``NO_DAY`` for no publication date). Output
+    ids are unique and scores finite. The order of the rows matters in one place only: a
+    venue's mean adds its scores up in row order, as ``context`` does in input order.
+    """
 
-_UNIT = 1_000_000  # scores have at most six decimals (_tidy)
+    output_ids: IntArray
+    scores: FloatArray
+    mentions: IntArray
+    venues: NDArray[np.int32]
+    venue_names: tuple[str, ...]
+    days: NDArray[np.int32]
 
+    NO_VENUE_CODE: ClassVar[int] = -1
+    NO_DAY: ClassVar[int] = -1
 
-def _units(score: float) -> int:
-    return round(score * _UNIT)
+    def __post_init__(self) -> None:
+        count = len(self.output_ids)
+        for name, kind in _KINDS.items():
+            column = getattr(self, name)
+            if column.dtype != kind or column.ndim != 1 or len(column) != count:
+                raise ValueError(f"context table column {name}: {count} {kind} wanted")
+        if not count:
+            return
+        finite = np.isfinite(self.scores)
+        if not finite.all():
+            at = int(np.flatnonzero(~finite)[0])
+            raise ValueError(
+                f"output {self.output_ids[at]}: score {self.scores[at]} is not a finite number"
+            )
+        ordered = np.sort(self.output_ids)
+        repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
+        if len(repeated):
+            raise ValueError(f"output {ordered[repeated[0]]} appears more than once")
+        if self.venues.min() < -1 or self.venues.max() >= len(self.venue_names):
+            raise ValueError("context table venue codes outside its venue names")
+        if self.days.min() < -1 or self.days.max() > dt.date.max.toordinal():
+            raise ValueError("context table days outside the calendar")
 
+    def __len__(self) -> int:
+        return len(self.output_ids)
 
-_BLOCK = 512
-
-
-def _windowed_few(
-    items: list[tuple[dt.date, float, int]], only: Collection[int]
-) -> dict[int, dict[str, Any]]:
-    """``_windowed`` for a few of many items (an incremental run): each one's window is
-    found by date and counted block by block (whole blocks by their sorted scores, the
-    ends one by one), instead of sliding a sorted window over every item."""
-    days = [item[0] for item in items]
-    scores = [item[1] for item in items]
-    sums = [0]
-    for score in scores:
-        sums.append(sums[-1] + _units(score))
-    blocks = [sorted(scores[start : start + _BLOCK]) for start in range(0, len(scores), _BLOCK)]
-    span = dt.timedelta(days=AGE_WINDOW_DAYS)
-
-    def lower(score: float, low: int, high: int, equal: bool) -> int:
-        """How many of ``scores[low:high]`` are below ``score`` (or equal, with ``equal``)."""
-        found = 0
-        first, last = -(-low // _BLOCK), high // _BLOCK  # the whole blocks inside
-        if first >= last:
-            part = scores[low:high]
-            return sum(map(score.__ge__ if equal else score.__gt__, part))
-        edge = bisect.bisect_right if equal else bisect.bisect_left
-        for block in blocks[first:last]:
-            found += edge(block, score)
-        ends = scores[low : first * _BLOCK] + scores[last * _BLOCK : high]
-        return found + sum(map(score.__ge__ if equal else score.__gt__, ends))
-
-    results: dict[int, dict[str, Any]] = {}
-    for day, score, output_id in items:
-        if output_id not in only:
-            continue
-        low = bisect.bisect_left(days, day - span)
-        high = bisect.bisect_right(days, day + span)
-        results[output_id] = _stats_of(
-            score,
-            high - low,
-            (sums[high] - sums[low]) / _UNIT,
-            lower(score, low, high, equal=False),
-            lower(score, low, high, equal=True),
+    @classmethod
+    def from_inputs(cls, outputs: Iterable[ContextInput]) -> ContextTable:
+        """The table of ``outputs``, in their order."""
+        rows = outputs if isinstance(outputs, Sequence) else list(outputs)
+        count = len(rows)
+        venue_codes, venues = _codes(map(itemgetter(3), rows), count)
+        day_codes, dates = _codes(map(itemgetter(4), rows), count)
+        names = [venue for venue in venues if venue]
+        index = {name: code for code, name in enumerate(names)}
+        renamed = np.array([index.get(venue, -1) if venue else -1 for venue in venues], np.int32)
+        ordinals = [cls.NO_DAY if date is None else date.toordinal() for date in dates]
+        return cls(
+            output_ids=np.fromiter(map(itemgetter(0), rows), np.int64, count),
+            scores=np.fromiter(map(itemgetter(1), rows), np.float64, count),
+            mentions=np.fromiter(map(itemgetter(2), rows), np.int64, count),
+            venues=renamed[venue_codes] if count else np.empty(0, np.int32),
+            venue_names=tuple(names),
+            days=np.array(ordinals, np.int32)[day_codes] if count else np.empty(0, np.int32),
         )
-    return results
+
+    def inputs(self) -> list[ContextInput]:
+        """The rows back as ``ContextInput`` (an empty venue name comes back as ``None``)."""
+        names: list[str | None] = [*self.venue_names, None]  # code -1 picks the last
+        return [
+            ContextInput(
+                output_id,
+                score,
+                mentions,
+                names[venue],
+                None if day == self.NO_DAY else dt.date.fromordinal(day),
+            )
+            for output_id, score, mentions, venue, day in zip(
+                self.output_ids.tolist(),
+                self.scores.tolist(),
+                self.mentions.tolist(),
+                self.venues.tolist(),
+                self.days.tolist(),
+                strict=True,
+            )
+        ]
+
+    def updated(self, outputs: Iterable[ContextInput]) -> ContextTable:
+        """This table with the rows of ``outputs`` in place of those with their output ids;
+        outputs not in the table yet are added at the end, in their order."""
+        fresh = ContextTable.from_inputs(outputs)
+        index = {name: code for code, name in enumerate(self.venue_names)}
+        codes = [index.setdefault(name, len(index)) for name in fresh.venue_names]
+        venues = np.array([*codes, -1], np.int32)[fresh.venues]  # code -1 picks the last
+        order = np.argsort(self.output_ids)
+        known = self.output_ids[order]
+        at = np.minimum(np.searchsorted(known, fresh.output_ids), max(len(known) - 1, 0))
+        found = known[at] == fresh.output_ids if len(known) else np.zeros(len(fresh), bool)
+        places = order[at[found]]
+        added = ~found
+
+        def merged(old: NDArray[Any], new: NDArray[Any]) -> NDArray[Any]:
+            column = np.concatenate((old, new[added]))
+            column[places] = new[found]
+            return column
+
+        return ContextTable(
+            output_ids=merged(self.output_ids, fresh.output_ids),
+            scores=merged(self.scores, fresh.scores),
+            mentions=merged(self.mentions, fresh.mentions),
+            venues=merged(self.venues, venues),
+            venue_names=tuple(index),
+            days=merged(self.days, fresh.days),
+        )
+
+    def to_bytes(self) -> bytes:
+        """The table as bytes: a format line, then numpy ``.npy`` arrays (no pickles)."""
+        names = [name.encode() for name in self.venue_names]
+        header = np.array([_FORMAT_VERSION, len(self), len(names)], np.int64)
+        lengths = np.array([len(name) for name in names], np.int64)
+        text = np.frombuffer(b"".join(names), np.uint8)
+        buffer = io.BytesIO()
+        buffer.write(_FORMAT)
+        for array in (header, *self._columns(), lengths, text):
+            np.lib.format.write_array(buffer, array, allow_pickle=False)
+        return buffer.getvalue()
+
+    def _columns(self) -> tuple[NDArray[Any], ...]:
+        return (self.output_ids, self.scores, self.mentions, self.venues, self.days)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ContextTable:
+        """The table ``to_bytes`` gave; a clear ``ValueError`` for anything else."""
+        if not data.startswith(_FORMAT):
+            raise ValueError("not a stored context table")
+        buffer = io.BytesIO(data)
+        buffer.seek(len(_FORMAT))
+        try:
+            header = np.lib.format.read_array(buffer, allow_pickle=False)
+            if header.shape != (3,) or header.dtype.kind != "i":
+                raise ValueError("no header")
+            if header[0] != _FORMAT_VERSION:
+                raise ValueError(f"format version {header[0]}, expected {_FORMAT_VERSION}")
+            arrays = [np.lib.format.read_array(buffer, allow_pickle=False) for _ in range(7)]
+        except (ValueError, EOFError, OSError) as error:
+            raise ValueError(f"stored context table cannot be read: {error}") from error
+        count, named = int(header[1]), int(header[2])
+        kinds = ("i", "f", "i", "i", "i", "i", "u")
+        lengths = (count, count, count, count, count, named, -1)
+        for array, kind, length in zip(arrays, kinds, lengths, strict=True):
+            if array.dtype.kind != kind or array.ndim != 1 or length not in (-1, len(array)):
+                raise ValueError("stored context table has a column of the wrong shape")
+        ids, scores, mentions, venues, days, sizes, text = arrays
+        if int(sizes.sum()) != len(text) or (len(sizes) and sizes.min() < 0):
+            raise ValueError("stored context table has venue names of the wrong size")
+        blob = text.tobytes()
+        bounds = [0, *np.cumsum(sizes).tolist()]
+        return cls(
+            output_ids=ids.astype(np.int64),
+            scores=scores.astype(np.float64),
+            mentions=mentions.astype(np.int64),
+            venues=venues.astype(np.int32),
+            venue_names=tuple(blob[a:b].decode() for a, b in itertools.pairwise(bounds)),
+            days=days.astype(np.int32),
+        )
+
+
+def _codes(values: Iterable[Hashable], count: int) -> tuple[NDArray[np.int32], list[Any]]:
+    """Each value's number in order of first appearance, and the distinct values."""
+    numbers: defaultdict[Hashable, int] = defaultdict(itertools.count().__next__)
+    codes = np.fromiter(map(numbers.__getitem__, values), np.int32, count)
+    return codes, list(numbers)
 
 
 def context(
@@ -402,58 +606,493 @@ def context(
     either side) and the same venue and similar age; only outputs with at least one
     mention are counted. Where a comparison is missing, the group says why. With
     ``only``, results are worked out for those outputs alone (against all the others).
+    See ``context_of``, which does the work on a ``ContextTable``.
     """
-    rows = list(outputs)
-    ranked = [row for row in rows if row.mentions > 0]
-    everyone = sorted(row.score for row in ranked)
-    everyone_total = sum(everyone)
-    by_venue: dict[str, list[float]] = defaultdict(list)
-    aged: list[tuple[dt.date, float, int]] = []
-    venue_aged: dict[str, list[tuple[dt.date, float, int]]] = defaultdict(list)
-    for row in ranked:
-        if row.venue:
-            by_venue[row.venue].append(row.score)
-        if row.published_on is not None:
-            aged.append((row.published_on, row.score, row.output_id))
-            if row.venue:
-                venue_aged[row.venue].append((row.published_on, row.score, row.output_id))
-    venue_totals = {venue: sum(scores) for venue, scores in by_venue.items()}
-    for scores in by_venue.values():
-        scores.sort()
-    age_stats = _windowed(aged, only)
-    venue_age_stats: dict[int, dict[str, Any]] = {}
-    wanted_venues = None if only is None else {r.venue for r in rows if r.output_id in only}
-    for venue, items in venue_aged.items():
-        if wanted_venues is None or venue in wanted_venues:
-            venue_age_stats.update(_windowed(items, only))
+    return context_of(ContextTable.from_inputs(outputs), only)
 
-    results: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        if only is not None and row.output_id not in only:
-            continue
-        if row.mentions <= 0:
-            reason = {"reason": NO_MENTIONS}
-            results[row.output_id] = {
-                "all": reason,
-                "venue": reason,
-                "similar_age": reason,
-                "venue_similar_age": reason,
-            }
-            continue
-        entry: dict[str, Any] = {"all": _stats(row.score, everyone, everyone_total)}
-        if row.venue:
-            entry["venue"] = _stats(row.score, by_venue[row.venue], venue_totals[row.venue])
-        else:
-            entry["venue"] = {"reason": NO_VENUE}
-        if row.published_on is None:
-            entry["similar_age"] = {"reason": NO_DATE}
-        else:
-            entry["similar_age"] = age_stats[row.output_id]
-        if not row.venue:
-            entry["venue_similar_age"] = {"reason": NO_VENUE}
-        elif row.published_on is None:
-            entry["venue_similar_age"] = {"reason": NO_DATE}
-        else:
-            entry["venue_similar_age"] = venue_age_stats[row.output_id]
-        results[row.output_id] = entry
-    return results
+
+def context_of(
+    table: ContextTable, only: Collection[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    """``context`` of the outputs of ``table`` (with ``only``, of those output ids alone).
+
+    Each group gives ``count``, ``mean`` (to six places), ``rank`` (1 = highest; equal
+    scores share the best rank), ``higher_than`` (how many score lower) and ``pct`` (the
+    share of the others scoring at most as much, in percent to two places; ``None`` with a
+    ``reason`` when the output is alone in its group).
+
+    The counting is done on sorted columns. Scores are replaced by their dense ranks, so
+    every comparison is one between integers. The whole group and each venue count by runs
+    of equal keys after one sort. Rows sorted by group and day put each window of similar
+    age in one run of rows, so its count and total are differences of positions and of
+    prefix sums; the scores below a score in it are counted whichever way is the least work
+    (``_count_below``): one by one for small windows, by a binary search in each day of
+    the window for a few large ones, or level by level over the bits of the ranks for many.
+
+    The figures are exactly those of summing and rounding score by score in Python:
+    window totals are sums of integer millionths (``round(score * 1e6)``), divided once
+    and correctly rounded; the mean of everyone and of a venue adds the scores up with
+    Python's ``sum`` in the same order (everyone's sorted, a venue's in row order); and
+    ``_round_places`` rounds to places exactly as Python's ``round`` does.
+    """
+    ids = table.output_ids
+    if only is None:
+        chosen = np.arange(len(table))
+    else:
+        asked = np.fromiter(only, np.int64, len(only))
+        chosen = np.flatnonzero(np.isin(ids, asked))
+    ranked = np.flatnonzero(table.mentions > 0)
+    result_of = np.full(len(table), -1, np.int64)
+    result_of[chosen] = np.arange(len(chosen))
+    queries = np.flatnonzero(result_of[ranked] >= 0)  # the chosen among the ranked
+    slots = result_of[ranked[queries]]
+    scores = table.scores[ranked]
+    venues = table.venues[ranked].astype(np.int64)
+    days = table.days[ranked].astype(np.int64)
+    ranks, distinct, ordered = _ranks(scores)
+    everyone = len(ranked)
+    size = len(chosen)
+
+    tallies = np.bincount(ranks, minlength=distinct)
+    up_to = np.concatenate(([0], np.cumsum(tallies)))
+    mean = _tidy(_sum_in_order(ordered) / everyone) if everyone else 0.0
+    # Against everyone, the figures depend on the rank alone: one dict per rank, copied.
+    present, by_rank = np.unique(ranks[queries], return_inverse=True)
+    whole = _Column(len(present))
+    whole.put(
+        np.arange(len(present)),
+        np.full(len(present), everyone, np.int64),
+        np.full(len(present), mean),
+        up_to[present],
+        up_to[present + 1],
+    )
+    which = np.full(size, len(present), np.int64)  # the last dict is the one of no mentions
+    which[slots] = by_rank
+
+    wanted = np.zeros(len(table.venue_names) + 1, bool)  # the last is "no venue" (-1)
+    wanted[venues[queries]] = True
+    wanted[-1] = False
+    with_venue = venues >= 0
+    dated = days != ContextTable.NO_DAY
+    venue = _Column(size)
+    venue.lack(slots[~with_venue[queries]], NO_VENUE)
+    has = with_venue[queries]
+    venue.put(slots[has], *_venue_counts(scores, venues, ranks, distinct, wanted, queries[has]))
+
+    age = _Column(size)
+    age.lack(slots[~dated[queries]], NO_DATE)
+    has = dated[queries]
+    aged = np.flatnonzero(dated)
+    inside = np.full(everyone, -1, np.int64)
+    inside[aged] = np.arange(len(aged))
+    age.put(
+        slots[has],
+        *_windowed(
+            np.zeros(len(aged), np.int64),
+            days[aged],
+            ranks[aged],
+            distinct,
+            scores[aged],
+            inside[queries[has]],
+        ),
+    )
+
+    venue_age = _Column(size)
+    venue_age.lack(slots[~with_venue[queries]], NO_VENUE)
+    venue_age.lack(slots[with_venue[queries] & ~dated[queries]], NO_DATE)
+    has = with_venue[queries] & dated[queries]
+    members = np.flatnonzero(dated & wanted[venues])
+    inside[members] = np.arange(len(members))
+    venue_age.put(
+        slots[has],
+        *_windowed(
+            venues[members],
+            days[members],
+            ranks[members],
+            distinct,
+            scores[members],
+            inside[queries[has]],
+        ),
+    )
+
+    with no_collection():
+        kept = [*whole.dicts(), {"reason": NO_MENTIONS}]
+        columns = [list(map(dict.copy, map(kept.__getitem__, which.tolist())))]
+        columns += [column.dicts() for column in (venue, age, venue_age)]
+        return {
+            output_id: {"all": a, "venue": b, "similar_age": c, "venue_similar_age": d}
+            for output_id, a, b, c, d in zip(ids[chosen].tolist(), *columns, strict=True)
+        }
+
+
+_MISSING = (NO_MENTIONS, NO_VENUE, NO_DATE)  # a column's count of 0, -1, -2 says why
+
+
+class _Column:
+    """One group's figures for each output asked for, or the reason it has none."""
+
+    def __init__(self, size: int) -> None:
+        self.count = np.zeros(size, np.int64)  # no mentions unless told otherwise
+        self.mean = np.zeros(size)
+        self.below = np.zeros(size, np.int64)
+        self.up_to = np.zeros(size, np.int64)
+
+    def lack(self, slots: IntArray, reason: str) -> None:
+        self.count[slots] = -_MISSING.index(reason)
+
+    def put(
+        self, slots: IntArray, count: IntArray, mean: FloatArray, below: IntArray, up_to: IntArray
+    ) -> None:
+        """The outputs in ``slots`` are in a group of ``count`` scores with that ``mean``,
+        of which ``below`` are lower than theirs and ``up_to`` lower or equal."""
+        self.count[slots] = count
+        self.mean[slots] = mean
+        self.below[slots] = below
+        self.up_to[slots] = up_to
+
+    def dicts(self) -> list[dict[str, Any]]:
+        count = self.count
+        several = count > 1
+        pct = np.zeros(len(count))
+        # round(share, 2) is the float nearest a multiple of 0.01 (at most 100), which
+        # rounding to six places again (_tidy) leaves as it is: no second rounding here.
+        share = 100.0 * (self.up_to[several] - 1) / (count[several] - 1)
+        pct[several] = _round_places(share, 2)
+        rank = count - self.up_to + 1
+        return [
+            {"count": c, "mean": m, "rank": r, "higher_than": b, "pct": p}
+            if c > 1
+            else {"count": c, "mean": m, "rank": r, "higher_than": b, "pct": None, "reason": ALONE}
+            if c == 1
+            else {"reason": _MISSING[-c]}
+            for c, m, r, b, p in zip(
+                count.tolist(),
+                self.mean.tolist(),
+                rank.tolist(),
+                self.below.tolist(),
+                pct.tolist(),
+                strict=True,
+            )
+        ]
+
+
+@contextlib.contextmanager
+def no_collection() -> Iterator[None]:
+    """No cyclic garbage collection while a million small dicts are made (none of them can
+    be garbage), which would otherwise walk the ever larger heap again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _ranks(scores: FloatArray) -> tuple[IntArray, int, FloatArray]:
+    """Each score's dense rank (0 for the lowest; equal scores share one), how many
+    distinct scores there are, and the scores sorted."""
+    order = np.argsort(scores)
+    ordered = scores[order]
+    fresh = np.ones(len(scores), bool)
+    fresh[1:] = ordered[1:] != ordered[:-1]
+    dense = np.cumsum(fresh) - 1
+    ranks = np.empty(len(scores), np.int64)
+    ranks[order] = dense
+    return ranks, int(dense[-1]) + 1 if len(dense) else 0, ordered
+
+
+def _runs(keys: IntArray) -> tuple[IntArray, IntArray]:
+    """For each of the sorted ``keys``, where its run of equal keys starts and ends."""
+    edges = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [len(keys)]))
+    sizes = ends - starts
+    return np.repeat(starts, sizes), np.repeat(ends, sizes)
+
+
+def _sum_in_order(values: FloatArray) -> float:
+    """Python's ``sum`` of the values in their order (iterating a memoryview gives floats)."""
+    return float(sum(cast("Iterable[Any]", values.data)))
+
+
+def _order(keys: IntArray) -> tuple[IntArray, IntArray]:
+    """The stable order of the non-negative ``keys``, and the keys in that order.
+
+    Sorting the keys with each one's position in its low digits is faster than an
+    argsort, and stable, when that fits in 63 bits.
+    """
+    count = len(keys)
+    if count and (int(keys.max()) + 1) * count < 2**63:
+        ordered, order = np.divmod(np.sort(keys * count + np.arange(count)), count)
+        return order, ordered
+    order = np.argsort(keys, kind="stable")
+    return order, keys[order]
+
+
+def _venue_counts(
+    scores: FloatArray,
+    venues: IntArray,
+    ranks: IntArray,
+    distinct: int,
+    wanted: NDArray[np.bool_],
+    queries: IntArray,
+) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+    """Count, mean, scores below and at most each query's within its venue."""
+    members = np.flatnonzero(wanted[venues])
+    codes = venues[members]
+    by_rank, keys = _order(codes * distinct + ranks[members])
+    if len(queries) * 8 < len(members):  # a few: search for them
+        asked = venues[queries] * distinct
+        base = np.searchsorted(keys, asked)
+        count = np.searchsorted(keys, asked + distinct) - base
+        below = np.searchsorted(keys, asked + ranks[queries]) - base
+        up_to = np.searchsorted(keys, asked + ranks[queries] + 1) - base
+    else:
+        starts, ends = _runs(keys)
+        first, last = _runs(keys // distinct)
+        place = np.empty(len(members), np.int64)
+        place[by_rank] = np.arange(len(members))
+        where = np.full(len(venues), -1, np.int64)
+        where[members] = np.arange(len(members))
+        at = place[where[queries]]
+        count, below, up_to = (last - first)[at], (starts - first)[at], (ends - first)[at]
+    # A venue's scores are added up in row order, as ``context`` added them in input order.
+    in_order, grouped_codes = _order(codes)
+    grouped = scores[members][in_order]
+    edges = np.flatnonzero(grouped_codes[1:] != grouped_codes[:-1]) + 1
+    bounds = np.concatenate(([0], edges, [len(members)])).tolist()
+    totals = np.array(
+        [_sum_in_order(grouped[a:b]) for a, b in itertools.pairwise(bounds) if b > a], np.float64
+    )
+    heads = grouped_codes[bounds[:-1]] if len(members) else np.empty(0, np.int64)
+    means = np.zeros(len(wanted))
+    means[heads] = _round_places(totals / np.diff(bounds)[: len(totals)], 6)
+    return count, means[venues[queries]], below, up_to
+
+
+def _windowed(
+    groups: IntArray,
+    days: IntArray,
+    ranks: IntArray,
+    distinct: int,
+    scores: FloatArray,
+    queries: IntArray,
+) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+    """Count, mean, scores below and at most each query's among the rows of its group
+    published within ``AGE_WINDOW_DAYS`` either side."""
+    empty = np.empty(0, np.int64)
+    if not len(queries):
+        return empty, np.empty(0), empty, empty
+    span = AGE_WINDOW_DAYS
+    first = int(days.min())
+    width = int(days.max()) - first + 2 * span + 1  # windows never reach the next group
+    keys = groups * width + (days - first + span)
+    if (int(keys.max()) + 1) * distinct < 2**62:
+        order, combined = _order(keys * distinct + ranks)
+        keys, ranks = np.divmod(combined, distinct)
+    else:
+        order = np.lexsort((ranks, keys))
+        keys, ranks = keys[order], ranks[order]
+    scores = scores[order]
+    place = np.empty(len(order), np.int64)
+    place[order] = np.arange(len(order))
+    at = place[queries]
+    by_place, at = _order(at)  # neighbours' windows are searched together
+    low = np.searchsorted(keys, keys[at] - span, "left")
+    high = np.searchsorted(keys, keys[at] + span, "right")
+    below, equal = _count_below(keys, ranks, distinct, low, high, ranks[at])
+    count = high - low
+    back = np.empty(len(queries), np.int64)
+    back[by_place] = np.arange(len(queries))
+    return (
+        count[back],
+        _window_means(scores, low, high, count)[back],
+        below[back],
+        (below + equal)[back],
+    )
+
+
+def _window_means(scores: FloatArray, low: IntArray, high: IntArray, count: IntArray) -> FloatArray:
+    """The mean of ``scores[low:high]`` per query, summed in integer millionths."""
+    units = np.rint(scores * _UNIT)  # round(score * _UNIT), half to even as Python rounds
+    if float(np.abs(units).sum()) < _EXACT:
+        sums = np.concatenate(([0], np.cumsum(units.astype(np.int64))))
+        return _round_places((sums[high] - sums[low]) / _UNIT / count, 6)
+    exact = list(
+        itertools.accumulate((round(score * _UNIT) for score in scores.tolist()), initial=0)
+    )
+    return np.array(
+        [
+            _tidy((exact[b] - exact[a]) / _UNIT / c)
+            for a, b, c in zip(low.tolist(), high.tolist(), count.tolist(), strict=True)
+        ],
+        np.float64,
+    )
+
+
+def _count_below(
+    keys: IntArray, ranks: IntArray, distinct: int, low: IntArray, high: IntArray, targets: IntArray
+) -> tuple[IntArray, IntArray]:
+    """How many of ``ranks[low:high]`` are below the target and how many equal it, per query,
+    by the way that costs least (``_COSTS``: the work per row of a window, per day of a
+    window, and per row and per query at each level of the ranks' bits).
+
+    ``keys`` (sorted) say which day of which group a row is; each window is whole days.
+    """
+    days = np.concatenate(([0], np.cumsum(keys[1:] != keys[:-1])))
+    first, last = days[low], days[high - 1] + 1
+    levels = max(1, (distinct - 1).bit_length())
+    costs = {
+        "rows": _COSTS["rows"] * float((high - low).sum()),
+        "days": _COSTS["days"] * float((last - first).sum()),
+        "levels": _COSTS["levels"] * levels * (len(ranks) + len(low)),
+    }
+    cheapest = min(costs, key=costs.__getitem__)
+    if cheapest == "rows":
+        return _row_counts(ranks, low, high, targets)
+    if cheapest == "days":
+        return _day_counts(days, ranks, distinct, first, last, targets)
+    return _wavelet_counts(ranks, levels, low, high, targets)
+
+
+def _passes(sizes: IntArray) -> Iterator[slice]:
+    """Consecutive queries taken together: at most ``_BLOCK`` of them, and of
+    ``_CELLS`` cells (``sizes`` each) unless one alone has more."""
+    ends = np.cumsum(sizes)
+    begin = 0
+    while begin < len(sizes):
+        done = int(ends[begin - 1]) if begin else 0
+        stop = int(np.searchsorted(ends, done + _CELLS, "right"))
+        stop = min(max(stop, begin + 1), begin + _BLOCK)
+        yield slice(begin, stop)
+        begin = stop
+
+
+def _row_counts(
+    ranks: IntArray, low: IntArray, high: IntArray, targets: IntArray
+) -> tuple[IntArray, IntArray]:
+    """``_count_below`` row by row of each window (for small windows)."""
+    below = np.empty(len(low), np.int64)
+    equal = np.empty(len(low), np.int64)
+    sizes = high - low
+    for part in _passes(sizes):
+        offsets = np.concatenate(([0], np.cumsum(sizes[part])[:-1]))
+        cells = int(sizes[part].sum())
+        rows = np.arange(cells) - np.repeat(offsets - low[part], sizes[part])
+        values = ranks[rows]
+        target = np.repeat(targets[part], sizes[part])
+        below[part] = np.add.reduceat(values < target, offsets, dtype=np.int64)
+        equal[part] = np.add.reduceat(values == target, offsets, dtype=np.int64)
+    return below, equal
+
+
+def _day_counts(
+    days: IntArray,
+    ranks: IntArray,
+    distinct: int,
+    first: IntArray,
+    last: IntArray,
+    targets: IntArray,
+) -> tuple[IntArray, IntArray]:
+    """``_count_below`` by a binary search in each day ``first..last-1`` of each window.
+
+    Rows are sorted by day and rank, so ``day * distinct + rank`` is sorted, and the rows
+    of day ``d`` below rank ``r`` end where ``d * distinct + r`` would go. The searches go
+    faster in sorted order: each carries its query's number in its low digits to be sorted.
+    """
+    keys = days * distinct + ranks
+    starts = np.flatnonzero(np.concatenate(([True], days[1:] != days[:-1])))
+    below = np.empty(len(first), np.int64)
+    equal = np.empty(len(first), np.int64)
+    sizes = last - first
+    for part in _passes(sizes):
+        taken = len(sizes[part])
+        owner = np.repeat(np.arange(taken), sizes[part])
+        day = np.arange(len(owner)) - np.repeat(np.cumsum(sizes[part]) - sizes[part], sizes[part])
+        needles = (day + first[part][owner]) * distinct + targets[part][owner]
+        if (int(keys[-1]) + 2) * taken < 2**62:
+            packed = np.sort(needles * taken + owner)
+            needles, owner = np.divmod(packed, taken)
+        lower = np.searchsorted(keys, needles, "left")
+        upper = np.searchsorted(keys, needles + 1, "left")
+        start = starts[needles // distinct]
+        below[part] = np.bincount(owner, weights=lower - start, minlength=taken)
+        equal[part] = np.bincount(owner, weights=upper - lower, minlength=taken)
+    return below, equal
+
+
+def _wavelet_counts(
+    values: IntArray, levels: int, low: IntArray, high: IntArray, targets: IntArray
+) -> tuple[IntArray, IntArray]:
+    """``_count_below`` for many queries at once, with a wavelet matrix of ``values``.
+
+    At each bit of the values, from the highest, the rows are split stably into those with
+    the bit 0 and those with it 1 (the zeros first). A query follows its target's bits: its
+    range ``start:end`` keeps the rows that agree with the target on the bits seen so far,
+    and where the target has a 1, the rows of its range with a 0 are below the target. At
+    the end the range holds the rows equal to the target.
+    """
+    kind: np.dtype[np.signedinteger[Any]] = np.dtype(np.int32 if len(values) < 2**31 else np.int64)
+    current: NDArray[np.signedinteger[Any]] = values.astype(kind)  # narrower is faster
+    start, end, goal = low.astype(kind), high.astype(kind), targets.astype(kind)
+    below = np.zeros(len(low), kind)
+    ones = np.zeros(len(values) + 1, kind)
+    for level in reversed(range(levels)):
+        bit = 1 << level
+        bits = (current & bit) != 0
+        np.cumsum(bits, out=ones[1:])
+        zeros = len(values) - int(ones[-1])
+        high_bit = (goal & bit) != 0
+        ones_start, ones_end = ones[start], ones[end]
+        zeros_start, zeros_end = start - ones_start, end - ones_end
+        np.add(below, zeros_end - zeros_start, out=below, where=high_bit)
+        start = np.where(high_bit, ones_start + zeros, zeros_start)
+        end = np.where(high_bit, ones_end + zeros, zeros_end)
+        if level:
+            current = np.concatenate((current[~bits], current[bits]))
+    return below.astype(np.int64), (end - start).astype(np.int64)
+
+
+def _round_places(values: FloatArray, places: int) -> FloatArray:
+    """``round(value, places) + 0.0`` of each value, exactly as Python rounds.
+
+    Python rounds the exact binary value to the nearest multiple of ``10**-places`` (ties
+    to even) and gives the float nearest that; ``k / 10**places`` (a correctly rounded
+    division of exact floats) is that float, so all that matters is the integer ``k``
+    nearest to the exact product ``x = value * 10**places``. Its float ``t`` is ``x``
+    rounded, and rounding keeps order; so while ``k - 0.5 < t < k + 0.5`` for ``k =
+    rint(t)`` (both bounds are floats, ``|t| < 2**50``), ``x`` lies strictly between them
+    too and ``k`` is right. Only where ``t`` is a half is ``x`` worked out exactly, as ``t +
+    error`` (Veltkamp's split of the value into two halves of 26 bits, each of which times
+    ``10**places`` (at most 14 bits for six places) is exact, then Knuth's two-sum): the
+    sign of ``error`` decides, and an exact tie goes to even as ``rint`` does. Values too
+    large for that (over 2**50 / 10**places) are rounded by Python itself.
+    """
+    scale = 10.0**places
+    scaled = values * scale
+    nearest = np.rint(scaled)
+    rounded = nearest / scale + 0.0
+    doubt = np.flatnonzero(~(np.abs(scaled - nearest) < 0.5) | ~(np.abs(values) < _EXACT / scale))
+    if len(doubt):
+        rounded[doubt] = _round_exactly(values[doubt], places)
+    return rounded
+
+
+def _round_exactly(values: FloatArray, places: int) -> FloatArray:
+    """``_round_places`` for values whose product is a half: worked out exactly."""
+    scale = 10.0**places
+    spread = values * 134217729.0  # 2**27 + 1
+    upper = spread - (spread - values)
+    lower = values - upper
+    first, second = upper * scale, lower * scale
+    total = first + second
+    second_part = total - first
+    error = (first - (total - second_part)) + (second - second_part)
+    nearest = np.rint(total)
+    tie = (np.abs(total - nearest) == 0.5) & (error != 0)
+    rounded = np.where(tie, total + np.copysign(0.5, error), nearest) / scale + 0.0
+    large = ~(np.abs(values) < _EXACT / scale)
+    if large.any():
+        rounded[large] = [round(value, places) + 0.0 for value in values[large].tolist()]
+    return rounded

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 
 from reachmeter.scoring.accounts import account_report
 from reachmeter.scoring.compute import ObservationPoint, as_of_end, attention, observation_totals
-from reachmeter.scoring.load import author_expr, load_outputs, members_of
+from reachmeter.scoring.load import author_expr, load_merged, members_of
 from reachmeter.scoring.profiles import Profile
 from reachmeter.scoring.reach import reach_report
 from reachmeter.scoring.run import read_score
@@ -87,8 +87,7 @@ def explain_output(
         ).first()
         if output is None:
             raise ExplainError(f"no output with id {output_id}")
-        outputs = load_outputs(connection)
-        members = sorted(members_of(outputs, [output_id]))
+        members = sorted(members_of(load_merged(connection), [output_id]))
         identifiers = [
             f"{scheme}:{value}"
             for scheme, value in connection.execute(

@@ -29,11 +29,14 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
+    Integer,
     MetaData,
     String,
     Table,
+    Text,
     and_,
     bindparam,
     delete,
@@ -433,14 +436,18 @@ _FLAGS_OF = (
 
 
 # What an incremental run reads of an event: no text (only repeated texts need it, and
-# they wait for the next full run), so the JSON subject is not read.
-_EVENT_FIELDS = select(
-    Event.id, EventMatch.output_id, Event.source_id, author_expr, Event.occurred_at
-)
+# they wait for the next full run), and the rest from the match, which copies it.
+_MATCH_FIELDS = select(
+    EventMatch.event_id,
+    EventMatch.output_id,
+    EventMatch.source_id,
+    EventMatch.author,
+    EventMatch.occurred_at,
+).join(Event, Event.id == EventMatch.event_id)
 
 
 def _event_rows(connection: Connection, query: Any) -> list[EventRow]:
-    """The events ``query`` (``_EVENT_FIELDS`` with joins and conditions) finds."""
+    """The events ``query`` (``_MATCH_FIELDS`` with joins and conditions) finds."""
     return [EventRow(int(i), int(o), s, a, t, "") for i, o, s, a, t in connection.execute(query)]
 
 
@@ -454,11 +461,10 @@ def detect_new_flags(
     the next full run, which re-detects everything.
     """
     rules = profile.flags
-    base = counted_event_filter(before, ())
     new = _event_rows(
         connection,
-        _EVENT_FIELDS.join(EventMatch, EventMatch.event_id == Event.id).where(
-            *base, EventMatch.id > after_match
+        _MATCH_FIELDS.where(
+            EventMatch.id > after_match, EventMatch.occurred_at < before, not_deleted()
         ),
     )
     if not new:
@@ -478,14 +484,9 @@ def detect_new_flags(
             flags.append(_event_flag("bot", event, found))
     flags += find_self_promotion(new, *_owners(connection, {e.output_id for e in new}))
     # A burst that a new event makes or joins lies within the burst window of it: read the
-    # events of each source around the new ones (by the (source, time) index), not every
-    # event of every output the new ones are about.
-    triples = {(e.output_id, e.source_id, e.author) for e in new}
-    nearby = [
-        e
-        for e in _events_around(connection, new, dt.timedelta(minutes=rules.burst_minutes), before)
-        if (e.output_id, e.source_id, e.author) in triples
-    ]
+    # same author's posts about the same output around the new ones (by the matches'
+    # index), not every event of every output the new ones are about.
+    nearby = _events_around(connection, new, dt.timedelta(minutes=rules.burst_minutes), before)
     flags += find_bursts(nearby, rules)
     known = {
         (kind, event_id)
@@ -503,11 +504,14 @@ def detect_new_flags(
     return len(fresh)
 
 
-# The periods to read events in, per source; a temporary table, so not in Base.metadata.
+# The periods to read events in, per output, source and author; a temporary table, so not
+# in Base.metadata.
 _periods_table = Table(
     "tmp_flag_periods",
     MetaData(),
+    Column("output_id", BigInteger().with_variant(Integer(), "sqlite")),
     Column("source_id", String(100)),
+    Column("author", Text),
     Column("low", UTCDateTime()),
     Column("high", UTCDateTime()),
     prefixes=["TEMPORARY"],
@@ -517,17 +521,18 @@ _periods_table = Table(
 def _events_around(
     connection: Connection, events: Sequence[EventRow], reach: dt.timedelta, before: dt.datetime
 ) -> list[EventRow]:
-    """The matched, not deleted events of the same sources within ``reach`` of ``events``
-    and before ``before``, each once: the periods around the events are merged per source.
+    """The matched, not deleted events by the same author about the same output from the
+    same source within ``reach`` of ``events`` and before ``before``, each once: the
+    periods around the events are merged per output, source and author.
 
-    Each period is read by the (source, time) index with both its ends; a separate
-    ``occurred_at < before`` would take the index's upper bound instead and read on to
-    ``before``.
+    Each period is read by the matches' (output, source, author, time) index with both
+    its ends.
     """
     last = before - dt.timedelta(microseconds=1)
     periods: list[dict[str, Any]] = []
-    for source_id, group in itertools.groupby(
-        sorted(events, key=lambda e: (e.source_id, e.occurred_at)), key=lambda e: e.source_id
+    for (output_id, source_id, author), group in itertools.groupby(
+        sorted(events, key=lambda e: (e.output_id, e.source_id, e.author, e.occurred_at)),
+        key=lambda e: (e.output_id, e.source_id, e.author),
     ):
         spans: list[list[dt.datetime]] = []
         for event in group:
@@ -536,26 +541,33 @@ def _events_around(
             else:
                 spans.append([event.occurred_at - reach, event.occurred_at + reach])
         periods += [
-            {"source_id": source_id, "low": low, "high": min(high, last)} for low, high in spans
+            {
+                "output_id": output_id,
+                "source_id": source_id,
+                "author": author,
+                "low": low,
+                "high": min(high, last),
+            }
+            for low, high in spans
         ]
     _periods_table.create(connection, checkfirst=True)
     try:
         connection.execute(_periods_table.delete())
         for start in range(0, len(periods), 5000):
             connection.execute(insert(_periods_table), periods[start : start + 5000])
+        period = _periods_table.c
         return _event_rows(
             connection,
-            _EVENT_FIELDS.select_from(_periods_table)
-            .join(
-                Event,
+            _MATCH_FIELDS.join(
+                _periods_table,
                 and_(
-                    Event.source_id == _periods_table.c.source_id,
-                    Event.occurred_at >= _periods_table.c.low,
-                    Event.occurred_at <= _periods_table.c.high,
+                    EventMatch.output_id == period.output_id,
+                    EventMatch.source_id == period.source_id,
+                    EventMatch.author == period.author,
+                    EventMatch.occurred_at >= period.low,
+                    EventMatch.occurred_at <= period.high,
                 ),
-            )
-            .join(EventMatch, EventMatch.event_id == Event.id)
-            .where(not_deleted()),
+            ).where(not_deleted()),
         )
     finally:
         _periods_table.drop(connection, checkfirst=True)

@@ -11,22 +11,27 @@ import datetime as dt
 import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
+import numpy as np
 import orjson
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, tuple_
 
-from reachmeter.records import key_hash
 from reachmeter.scoring.compute import (
     HISTORY_PERIODS,
     ContextInput,
+    ContextTable,
+    CountScorer,
     as_of_end,
-    context,
+    context_of,
+    no_collection,
     observation_totals,
-    score_counts,
 )
 from reachmeter.scoring.load import (
+    OutputRow,
+    event_ids_by_key,
     load_counts,
+    load_merged,
     load_observations,
     load_outputs,
     members_of,
@@ -37,7 +42,6 @@ from reachmeter.store import Store
 from reachmeter.store.corrections import MATCH_KEY
 from reachmeter.store.schema import (
     Correction,
-    Event,
     EventMatch,
     Meta,
     Observation,
@@ -45,6 +49,7 @@ from reachmeter.store.schema import (
     OutputIdentifier,
     Score,
     ScoreFlag,
+    ScoreSnapshot,
     ScoringMethod,
 )
 from reachmeter.store.writer import storage_time
@@ -124,6 +129,17 @@ def methods_log(store: Store, profile_name: str | None = None) -> list[dict[str,
         ]
 
 
+class _Scored(NamedTuple):
+    """An output's score as stored, its breakdown and history already JSON text."""
+
+    output_id: int
+    score: float
+    mentions: int
+    breakdown: str
+    history: str
+    flags: int
+
+
 def _score_rows(
     connection: Connection,
     profile: Profile,
@@ -131,42 +147,36 @@ def _score_rows(
     root: dict[int, int],
     member_ids: Collection[int] | None,
     kept_ids: Collection[int],
-) -> list[dict[str, Any]]:
+) -> list[_Scored]:
+    """Score, breakdown and history of each kept output.
+
+    An output with counts alone (most of them) is written as JSON straight from the
+    parts of its score (``CountScorer.texts``).
+    """
     end = as_of_end(as_of)
     cutoffs = [end] + [end - length for length in HISTORY_PERIODS.values() if length is not None]
     counts = load_counts(connection, profile, cutoffs, root, member_ids)
     observed = load_observations(connection, end, root, member_ids)
     flag_counts = _flag_counts(connection, root, member_ids)
-    now = dt.datetime.now(dt.UTC)
-    empty, empty_history = score_counts({}, {}, profile)
-    rows: list[dict[str, Any]] = []
+    scorer = CountScorer(profile)
+    empty = scorer.texts({})
+    rows: list[_Scored] = []
     for output_id in kept_ids:
         seen = counts.get(output_id)
         points = observed.get(output_id)
-        if seen is None and points is None:
-            result, changes = empty, empty_history
+        if points is None:
+            score, mentions, breakdown, history = scorer.texts(seen) if seen else empty
         else:
-            totals_at: dict[str, dict[str, float]] = {}
-            if points:
-                totals_at["now"] = observation_totals(points, end)
-                for period, length in HISTORY_PERIODS.items():
-                    if length is not None:
-                        totals_at[period] = observation_totals(points, end - length)
-            result, changes = score_counts(seen or {}, totals_at, profile)
+            totals_at = {"now": observation_totals(points, end)}
+            for period, length in HISTORY_PERIODS.items():
+                if length is not None:
+                    totals_at[period] = observation_totals(points, end - length)
+            result, changes = scorer.score(seen or {}, totals_at)
+            score, mentions = result.score, result.mentions
+            breakdown = orjson.dumps(result.breakdown()).decode()
+            history = orjson.dumps(changes).decode()
         rows.append(
-            {
-                "output_id": output_id,
-                "profile_name": profile.name,
-                "profile_version": profile.version,
-                "as_of": as_of,
-                "score": result.score,
-                "mentions": result.mentions,
-                "breakdown": result.breakdown(),
-                "context": {},
-                "history": changes,
-                "flags": flag_counts.get(output_id, 0),
-                "computed_at": now,
-            }
+            _Scored(output_id, score, mentions, breakdown, history, flag_counts.get(output_id, 0))
         )
     return rows
 
@@ -186,29 +196,54 @@ _SCORE_COLUMNS = (
 )
 
 
-def _insert_scores(connection: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert score rows through the DBAPI: SQLAlchemy's per-row JSON processing is slow."""
+def _store_scores(
+    connection: Connection,
+    profile: Profile,
+    as_of: dt.date,
+    rows: list[_Scored],
+    contexts: dict[int, dict[str, Any]],
+) -> None:
+    """Store score rows, replacing those stored for the same profile, date and output.
+
+    Through the DBAPI, since SQLAlchemy's per-row JSON processing is slow, and as an upsert:
+    on a second run for a day, changing rows in place costs half of deleting them and
+    inserting them again.
+    """
     sqlite = connection.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     columns, marks = ", ".join(_SCORE_COLUMNS), ", ".join([mark] * len(_SCORE_COLUMNS))
-    sql = f"INSERT INTO scores ({columns}) VALUES ({marks})"  # noqa: S608  (constant names)
-    json_columns = ("breakdown", "context", "history")
+    changed = ", ".join(
+        f"{column} = excluded.{column}"
+        for column in _SCORE_COLUMNS
+        if column not in ("output_id", "profile_name", "as_of")
+    )
+    sql = (
+        f"INSERT INTO scores ({columns}) VALUES ({marks})"  # noqa: S608  (constant names)
+        f" ON CONFLICT (profile_name, as_of, output_id) DO UPDATE SET {changed}"
+    )
+    day = as_of.isoformat() if sqlite else as_of
+    now = storage_time(dt.datetime.now(dt.UTC), sqlite)
+    name, version = profile.name, profile.version
+    dumps = orjson.dumps
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         for start in range(0, len(rows), _CHUNK):
-            batch = []
-            for row in rows[start : start + _CHUNK]:
-                values = []
-                for column in _SCORE_COLUMNS:
-                    value = row[column]
-                    if column in json_columns:
-                        value = orjson.dumps(value).decode()
-                    elif column == "as_of" and sqlite:
-                        value = value.isoformat()
-                    elif column == "computed_at":
-                        value = storage_time(value, sqlite)
-                    values.append(value)
-                batch.append(tuple(values))
+            batch = [
+                (
+                    row.output_id,
+                    name,
+                    version,
+                    day,
+                    row.score,
+                    row.mentions,
+                    row.breakdown,
+                    dumps(contexts[row.output_id]).decode(),
+                    row.history,
+                    row.flags,
+                    now,
+                )
+                for row in rows[start : start + _CHUNK]
+            ]
             cursor.executemany(sql, batch)
     finally:
         cursor.close()
@@ -233,17 +268,33 @@ def _flag_counts(
     return counts
 
 
-def _context_inputs(rows: list[dict[str, Any]], outputs: dict[int, Any]) -> list[ContextInput]:
+def _context_inputs(rows: list[_Scored], outputs: dict[int, OutputRow]) -> list[ContextInput]:
     return [
         ContextInput(
-            row["output_id"],
-            row["score"],
-            row["mentions"],
-            outputs[row["output_id"]].venue,
-            outputs[row["output_id"]].published_on,
+            row.output_id,
+            row.score,
+            row.mentions,
+            outputs[row.output_id].venue,
+            outputs[row.output_id].published_on,
         )
         for row in rows
     ]
+
+
+class _Steps:
+    """How long each step of a run took, in ``ScoreRun.seconds``."""
+
+    def __init__(self, run: ScoreRun) -> None:
+        self.run = run
+        self.started = self.last = time.perf_counter()
+
+    def done(self, step: str) -> None:
+        now = time.perf_counter()
+        self.run.seconds[step] = now - self.last
+        self.last = now
+
+    def finish(self) -> None:
+        self.run.seconds["total"] = time.perf_counter() - self.started
 
 
 def compute_scores(
@@ -257,38 +308,118 @@ def compute_scores(
 
     ``as_of`` (default today, UTC) counts facts up to the end of that day. With ``flags``,
     the data-quality flags are detected again first (the profile decides which of them
-    stop a mention counting).
+    stop a mention counting). ``ScoreRun.seconds`` says how long each step took.
     """
     from reachmeter.scoring.flags import detect_flags  # flags use the loaders above
 
     as_of = as_of or _today()
     run = ScoreRun(profile.name, profile.version, as_of)
-    started = time.perf_counter()
+    steps = _Steps(run)
     with store.begin() as connection:
         _roomy(connection)
         cursor = _cursor(connection)
         run.new_method = record_method(connection, profile)
         if flags:
             run.flags = detect_flags(connection, profile, as_of_end(as_of))
-            run.seconds["flags"] = time.perf_counter() - started
-        outputs = load_outputs(connection)
-        root = roots(outputs)
-        kept = [i for i, row in outputs.items() if row.merged_into_id is None]
-        run.outputs = len(kept)
-        rows = _score_rows(connection, profile, as_of, root, None, kept)
-        run.seconds["scores"] = time.perf_counter() - started
-        contexts = context(_context_inputs(rows, outputs))
-        for row in rows:
-            row["context"] = contexts[row["output_id"]]
-        run.seconds["context"] = time.perf_counter() - started
-        connection.execute(
-            delete(Score).where(Score.profile_name == profile.name, Score.as_of == as_of)
-        )
-        _insert_scores(connection, rows)
+            steps.done("flags")
+        # Millions of small objects, none of them in a cycle: collecting would walk them
+        # again and again for nothing.
+        with no_collection():
+            outputs = load_outputs(connection)
+            root = roots(outputs)
+            kept = [i for i, row in outputs.items() if row.merged_into_id is None]
+            run.outputs = len(kept)
+            rows = _score_rows(connection, profile, as_of, root, None, kept)
+            steps.done("scores")
+            table = ContextTable.from_inputs(_context_inputs(rows, outputs))
+            contexts = context_of(table)
+            steps.done("context")
+            _store_scores(connection, profile, as_of, rows, contexts)
+        # Rows of outputs merged since an earlier run of the day are no longer scores.
+        merged = sorted(i for i, row in outputs.items() if row.merged_into_id is not None)
+        for start in range(0, len(merged), _LOOKUP_CHUNK):
+            connection.execute(
+                delete(Score).where(
+                    Score.profile_name == profile.name,
+                    Score.as_of == as_of,
+                    Score.output_id.in_(merged[start : start + _LOOKUP_CHUNK]),
+                )
+            )
+        _save_table(connection, profile, as_of, table)
         run.scored = len(rows)
         _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
-    run.seconds["total"] = time.perf_counter() - started
+        steps.done("store")
+    steps.finish()
     return run
+
+
+def _save_table(
+    connection: Connection, profile: Profile, as_of: dt.date, table: ContextTable
+) -> None:
+    """Keep the outputs with mentions of ``table``: what an incremental run compares with."""
+    kept = _rows_where(table, table.mentions > 0)
+    snapshot = (ScoreSnapshot.profile_name == profile.name, ScoreSnapshot.as_of == as_of)
+    connection.execute(delete(ScoreSnapshot).where(*snapshot))
+    connection.execute(
+        insert(ScoreSnapshot).values(
+            profile_name=profile.name,
+            as_of=as_of,
+            data=kept.to_bytes(),
+            saved_at=dt.datetime.now(dt.UTC),
+        )
+    )
+
+
+def _stored_table(
+    connection: Connection, profile: Profile, as_of: dt.date, leave_out: Collection[int]
+) -> ContextTable:
+    """The outputs with mentions that the stored scores of a profile and day compare with
+    (those in ``leave_out`` aside): the kept table, or if there is none (a store scored
+    before tables were kept), the stored scores with each output's venue and date."""
+    data = connection.execute(
+        select(ScoreSnapshot.data).where(
+            ScoreSnapshot.profile_name == profile.name, ScoreSnapshot.as_of == as_of
+        )
+    ).scalar()
+    table: ContextTable | None = None
+    if data is not None:
+        try:
+            table = ContextTable.from_bytes(data)
+        except ValueError:
+            table = None  # unreadable: worked out again from the stored scores below
+    if table is None:
+        outputs = load_outputs(connection)
+        table = ContextTable.from_inputs(
+            ContextInput(
+                int(output_id),
+                float(score),
+                int(mentions),
+                outputs[int(output_id)].venue,
+                outputs[int(output_id)].published_on,
+            )
+            for output_id, score, mentions in connection.execute(
+                select(Score.output_id, Score.score, Score.mentions).where(
+                    Score.profile_name == profile.name, Score.as_of == as_of, Score.mentions > 0
+                )
+            )
+            if int(output_id) in outputs
+        )
+    if leave_out:
+        left_out = np.fromiter(leave_out, np.int64, len(leave_out))
+        table = _rows_where(table, ~np.isin(table.output_ids, left_out))
+    return table
+
+
+def _rows_where(table: ContextTable, wanted: Any) -> ContextTable:
+    """The rows of ``table`` that the boolean array ``wanted`` picks."""
+    return ContextTable(
+        output_ids=table.output_ids[wanted],
+        scores=table.scores[wanted],
+        mentions=table.mentions[wanted],
+        venues=table.venues[wanted],
+        venue_names=table.venue_names,
+        days=table.days[wanted],
+    )
 
 
 def _cursor_key(profile: Profile, as_of: dt.date) -> str:
@@ -326,10 +457,12 @@ def _changed_outputs(connection: Connection, since: dict[str, int]) -> set[int]:
     then looked up by index (an event by its key's hash, an output by its identifier), so
     the cost follows what is new, not the size of the store.
     """
+    # Without DISTINCT, which would read the whole (output, ...) index rather than the new
+    # matches by id.
     changed = {
         int(o)
         for (o,) in connection.execute(
-            select(EventMatch.output_id).where(EventMatch.id > since.get("match", 0)).distinct()
+            select(EventMatch.output_id).where(EventMatch.id > since.get("match", 0))
         )
     }
     keys = {
@@ -340,15 +473,16 @@ def _changed_outputs(connection: Connection, since: dict[str, int]) -> set[int]:
             )
         )
     }
-    wanted = {key_hash(key): key for key in keys}
-    hashes = sorted(wanted)
-    for start in range(0, len(hashes), _LOOKUP_CHUNK):
-        rows = connection.execute(
-            select(EventMatch.output_id, Event.event_key)
-            .join(Event, Event.id == EventMatch.event_id)
-            .where(Event.key_hash.in_(hashes[start : start + _LOOKUP_CHUNK]))
-        )
-        changed |= {int(o) for o, key in rows if key in keys}
+    event_ids = sorted({i for ids in event_ids_by_key(connection, keys).values() for i in ids})
+    for start in range(0, len(event_ids), _LOOKUP_CHUNK):
+        changed |= {
+            int(o)
+            for (o,) in connection.execute(
+                select(EventMatch.output_id).where(
+                    EventMatch.event_id.in_(event_ids[start : start + _LOOKUP_CHUNK])
+                )
+            )
+        }
     # An accepted wrong-match report removed a match: its output is rescored.
     for (key,) in connection.execute(
         select(Correction.target_key).where(
@@ -389,9 +523,10 @@ def update_scores(store: Store, profile: Profile, as_of: dt.date | None = None) 
     run for this profile and day.
 
     The new events are flagged (``detect_new_flags``), and the changed outputs get fresh
-    scores, history and context against the stored scores of all others; the others'
-    context is refreshed by the next full ``compute_scores``. Falls back to a full
-    recompute when the profile changed or nothing is stored yet.
+    scores, history and context against the others as the last run left them (kept as a
+    ``ContextTable``); the others' context is refreshed by the next full
+    ``compute_scores``. Falls back to a full recompute when the profile changed or nothing
+    is stored yet. The cost follows what changed: no step reads every output or score.
     """
     from reachmeter.scoring.flags import detect_new_flags
 
@@ -410,51 +545,39 @@ def update_scores(store: Store, profile: Profile, as_of: dt.date | None = None) 
         return compute_scores(store, profile, as_of)
     since = orjson.loads(stored)
     run = ScoreRun(profile.name, profile.version, as_of)
-    started = time.perf_counter()
+    steps = _Steps(run)
     with store.begin() as connection:
         cursor = _cursor(connection)
         changed = _changed_outputs(connection, since)
         if not changed:
             _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
-            run.seconds["total"] = time.perf_counter() - started
+            steps.finish()
             return run
-        outputs = load_outputs(connection)
-        members = members_of(outputs, changed)
-        root = roots(outputs)
+        merged = load_merged(connection)
+        members = members_of(merged, changed)
+        root = roots(merged)
         kept = sorted(set(members.values()))
+        steps.done("changed")
         run.flags = detect_new_flags(connection, profile, as_of_end(as_of), since.get("match", 0))
-        run.seconds["flags"] = time.perf_counter() - started
+        steps.done("flags")
         rows = _score_rows(connection, profile, as_of, root, set(members), kept)
         run.outputs = run.scored = len(rows)
-        run.seconds["scores"] = time.perf_counter() - started
-        fresh = {row["output_id"]: row for row in rows}
-        inputs = _context_inputs(rows, outputs)
-        for output_id, score, mentions in connection.execute(
-            select(Score.output_id, Score.score, Score.mentions).where(
-                Score.profile_name == profile.name, Score.as_of == as_of, Score.mentions > 0
+        steps.done("scores")
+        outputs: dict[int, OutputRow] = {}
+        for start in range(0, len(kept), _LOOKUP_CHUNK):
+            outputs.update(
+                load_outputs(connection, Output.id.in_(kept[start : start + _LOOKUP_CHUNK]))
             )
-        ):
-            if int(output_id) not in fresh:
-                other = outputs[int(output_id)]
-                inputs.append(
-                    ContextInput(
-                        int(output_id), float(score), int(mentions), other.venue, other.published_on
-                    )
-                )
-        contexts = context(inputs, only=fresh)
-        for row in rows:
-            row["context"] = contexts[row["output_id"]]
-        run.seconds["context"] = time.perf_counter() - started
-        connection.execute(
-            delete(Score).where(
-                Score.profile_name == profile.name,
-                Score.as_of == as_of,
-                Score.output_id.in_(sorted(fresh)),
-            )
+        table = _stored_table(connection, profile, as_of, merged).updated(
+            _context_inputs(rows, outputs)
         )
-        _insert_scores(connection, rows)
+        contexts = context_of(table, only=kept)
+        steps.done("context")
+        _store_scores(connection, profile, as_of, rows, contexts)
+        _save_table(connection, profile, as_of, table)
         _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
-    run.seconds["total"] = time.perf_counter() - started
+        steps.done("store")
+    steps.finish()
     return run
 
 

@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.orm import Session
 
 from reachmeter.store import Store
+from reachmeter.store.mentions import redo_first_mentions
 from reachmeter.store.schema import Correction, EventMatch, Output
 from reachmeter.store.schema_web import CorrectionRequest
 
@@ -121,11 +122,15 @@ def accept_request(store: Store, request_id: int, reviewer: str, note: str = "")
         )
         session.add(correction)
         pair = (EventMatch.event_id == row.event_id, EventMatch.output_id == row.output_id)
-        removed = session.scalar(select(func.count()).select_from(EventMatch).where(*pair))
+        triples = session.execute(
+            select(EventMatch.output_id, EventMatch.source_id, EventMatch.author).where(*pair)
+        ).all()
         session.execute(delete(EventMatch).where(*pair))
+        # The removed match may have been its author's first mention of the output.
+        redo_first_mentions(session.connection(), [(o, s, a) for o, s, a in triples])
         row.status = "accepted"
         session.flush()
-        return Review(request_id, "accepted", correction.id, int(removed or 0))
+        return Review(request_id, "accepted", correction.id, len(triples))
 
 
 def reject_request(store: Store, request_id: int) -> Review:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -279,14 +280,46 @@ class EventMatch(Base):
     sure (``verification``). Unmatched events have no row and are matched again later."""
 
     __tablename__ = "event_matches"
-    __table_args__ = (UniqueConstraint("event_id", "output_id"),)
+    __table_args__ = (
+        UniqueConstraint("event_id", "output_id"),
+        # Scoring counts each output's distinct authors per source, and finds an author's
+        # earlier posts about an output, from this index alone.
+        Index(
+            "ix_event_matches_mention",
+            "output_id",
+            "source_id",
+            "author",
+            "occurred_at",
+            "event_id",
+        ),
+    )
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"))
-    output_id: Mapped[int] = mapped_column(ForeignKey("outputs.id", ondelete="CASCADE"), index=True)
+    output_id: Mapped[int] = mapped_column(ForeignKey("outputs.id", ondelete="CASCADE"))
     identifier: Mapped[str] = mapped_column(String(2000))
     method: Mapped[str] = mapped_column(String(40))
     verification: Mapped[str] = mapped_column(String(40))
     matched_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
+    # The event's source, author (``subj_author``, else ``subj_id``) and time, copied when
+    # it is matched: events are never edited, so the copies never go stale.
+    source_id: Mapped[str] = mapped_column(String(100))
+    author: Mapped[str] = mapped_column(Text)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class FirstMention(Base):
+    """When each author first mentioned each output on each source: the earliest
+    ``occurred_at`` of their matches, kept up to date as matches come and go
+    (``store.mentions``). A full scoring run counts distinct authors from it."""
+
+    __tablename__ = "first_mentions"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012  (SQLAlchemy's form)
+    output_id: Mapped[int] = mapped_column(
+        ForeignKey("outputs.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    author: Mapped[str] = mapped_column(Text, primary_key=True)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
 # The events' secondary indexes, which a large ingest drops and rebuilds once at the end.
@@ -395,6 +428,19 @@ class Score(Base):
 
 
 Index("ix_scores_rank", Score.profile_name, Score.as_of, Score.score)
+
+
+class ScoreSnapshot(Base):
+    """The scores of one profile and date in columns (``compute.ContextTable``): what an
+    incremental run compares the changed outputs with, read at once instead of row by row."""
+
+    __tablename__ = "score_snapshots"
+    __table_args__ = (UniqueConstraint("profile_name", "as_of"),)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    profile_name: Mapped[str] = mapped_column(String(100))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    saved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
 
 
 class ScoreFlag(Base):

@@ -1,0 +1,78 @@
+"""Keeping ``first_mentions`` up to date: when each author first mentioned each output on
+each source.
+
+Every match carries its event's output, source, author and time (``event_matches``); the
+first mention of an (output, source, author) is the earliest of their matches. New matches
+can only move it earlier, so adding them is an upsert that keeps the minimum; a removed
+match may have been the first, so its triple is worked out again from the matches left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from reachmeter.store.schema import EventMatch, FirstMention
+
+__all__ = ["add_first_mentions", "redo_first_mentions"]
+
+_CHUNK = 300
+
+
+def add_first_mentions(connection: Connection, after_match: int | None = None) -> None:
+    """Fold the matches with an id above ``after_match`` (all, with None) into
+    ``first_mentions``: one statement, however many matches."""
+    firsts = select(
+        EventMatch.output_id,
+        EventMatch.source_id,
+        EventMatch.author,
+        func.min(EventMatch.occurred_at),
+    )
+    # SQLite needs a WHERE before an upsert's ON CONFLICT when it inserts a SELECT.
+    firsts = firsts.where(EventMatch.id > (after_match if after_match is not None else -1))
+    firsts = firsts.group_by(EventMatch.output_id, EventMatch.source_id, EventMatch.author)
+    columns = ["output_id", "source_id", "author", "first_at"]
+    keys = ["output_id", "source_id", "author"]
+    statement: Any
+    if connection.dialect.name == "postgresql":
+        pg = postgresql.insert(FirstMention).from_select(columns, firsts)
+        statement = pg.on_conflict_do_update(
+            index_elements=keys,
+            set_={"first_at": func.least(FirstMention.first_at, pg.excluded.first_at)},
+        )
+    else:
+        lite = sqlite.insert(FirstMention).from_select(columns, firsts)
+        statement = lite.on_conflict_do_update(
+            index_elements=keys,
+            set_={"first_at": func.min(FirstMention.first_at, lite.excluded.first_at)},
+        )
+    connection.execute(statement)
+
+
+def redo_first_mentions(connection: Connection, triples: Iterable[tuple[int, str, str]]) -> None:
+    """Work the first mentions of these (output, source, author) out again from their
+    matches: after a match is removed."""
+    wanted = sorted(set(triples))
+    key = tuple_(FirstMention.output_id, FirstMention.source_id, FirstMention.author)
+    match_key = tuple_(EventMatch.output_id, EventMatch.source_id, EventMatch.author)
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        connection.execute(delete(FirstMention).where(key.in_(chunk)))
+        rows = [
+            {"output_id": o, "source_id": s, "author": a, "first_at": first}
+            for o, s, a, first in connection.execute(
+                select(
+                    EventMatch.output_id,
+                    EventMatch.source_id,
+                    EventMatch.author,
+                    func.min(EventMatch.occurred_at),
+                )
+                .where(match_key.in_(chunk))
+                .group_by(EventMatch.output_id, EventMatch.source_id, EventMatch.author)
+            )
+        ]
+        if rows:
+            connection.execute(insert(FirstMention), rows)
