@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, text
 
 from reachmeter.matching.match import match_events
 from reachmeter.records import key_hash
-from reachmeter.scoring import compute_scores, load_profile, read_score, update_scores
+from reachmeter.scoring import compute_scores, load_profile, read_score, run, update_scores
 from reachmeter.scoring.compute import HISTORY_PERIODS, CountScorer, as_of_end
 from reachmeter.scoring.kinds import EVENT_KINDS
 from reachmeter.scoring.load import load_counts, load_merged, members_of, roots
@@ -31,6 +31,7 @@ from reachmeter.store.schema import (
     EventMatch,
     Evidence,
     FirstMention,
+    Score,
     ScoreFlag,
     ScoreSnapshot,
 )
@@ -228,11 +229,18 @@ def test_the_scorer_writes_the_json_of_the_scores_it_works_out(seed: int) -> Non
         assert CountScorer(profile).score(counts, {}) == (result, changes)
 
 
-def test_an_incremental_run_without_a_kept_table_compares_with_the_stored_scores(
-    store: Store,
+def _parts(store: Store) -> list[int]:
+    with store.session() as session:
+        return list(session.scalars(select(ScoreSnapshot.part).order_by(ScoreSnapshot.part)))
+
+
+def test_an_incremental_run_compares_with_the_kept_table_or_else_the_stored_scores(
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A store scored before the columnar table was kept: the incremental run reads the
-    stored scores instead, and gives what it gives with the table."""
+    """Each incremental run adds the rows it changed to the kept table as a part; past
+    ``_TABLE_PARTS`` parts the table is kept whole again. A store scored before the table
+    was kept: the incremental run reads the stored scores instead, with the same result."""
+    monkeypatch.setattr(run, "_TABLE_PARTS", 3)
     b = Builder(store)
     ids = [b.output(f"10.5555/kept-{n}", venue="Journal", published="2025-01-01") for n in range(6)]
     for n, output in enumerate(ids):
@@ -240,27 +248,28 @@ def test_an_incremental_run_without_a_kept_table_compares_with_the_stored_scores
             b.event(output, "twitter", f"https://twitter.com/a{author}", at("2025-03-01"))
     profile = load_profile("default")
     compute_scores(store, profile, AS_OF)
-    b.event(ids[2], "newsfeed", "https://outlet.example/", at("2025-04-01"))
+    assert _parts(store) == [0]
+    for number, output in enumerate(ids[:3]):  # 8 + (n + 1) x 0.25: each the highest
+        b.event(output, "newsfeed", "https://outlet.example/", at("2025-04-01"))
+        update_scores(store, profile, AS_OF)
+        scored = read_score(store, output, "default", AS_OF)
+        assert scored is not None
+        assert scored["context"]["all"]["rank"] == 1
+        assert scored["context"]["all"]["count"] == 6
+        assert _parts(store) == [[0, 1], [0, 1, 2], [0]][number]
+    b.event(ids[4], "newsfeed", "https://outlet.example/", at("2025-04-02"))
     with store.begin() as connection:
-        before = connection.execute(select(ScoreSnapshot.data)).scalar_one()
-    update_scores(store, profile, AS_OF)
-    with_table = read_score(store, ids[2], "default", AS_OF)
-    assert with_table is not None
-    assert with_table["context"]["all"]["rank"] == 1  # 8 + 3 x 0.25 now, the highest
-    b.event(ids[3], "newsfeed", "https://outlet.example/", at("2025-04-02"))
-    with store.begin() as connection:
-        after = connection.execute(select(ScoreSnapshot.data)).scalar_one()
-        assert after != before  # the table follows the incremental run
         connection.execute(delete(ScoreSnapshot))
     update_scores(store, profile, AS_OF)
-    fallback = read_score(store, ids[3], "default", AS_OF)
-    compute_scores(store, profile, AS_OF)
-    full = read_score(store, ids[3], "default", AS_OF)
+    fallback = read_score(store, ids[4], "default", AS_OF)
     assert fallback is not None
+    assert fallback["context"]["all"]["rank"] == 1  # 8 + 5 x 0.25
+    assert fallback["context"]["venue"]["mean"] == round((8 * 4 + 0.25 * 21) / 6, 6)
+    compute_scores(store, profile, AS_OF)
+    full = read_score(store, ids[4], "default", AS_OF)
     assert full is not None
     assert fallback["context"] == full["context"]
-    assert fallback["context"]["all"]["rank"] == 1  # 8 + 4 x 0.25 now
-    assert fallback["context"]["all"]["count"] == 6
+    assert _parts(store) == [0]
 
 
 def test_migrating_a_store_fills_in_the_matches_and_first_mentions(tmp_path: Path) -> None:
@@ -315,3 +324,52 @@ def test_migrating_a_store_fills_in_the_matches_and_first_mentions(tmp_path: Pat
         ]
     finally:
         store.close()
+
+
+def test_a_full_run_split_over_two_processes_stores_the_same_scores(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large store is counted and scored half in a second process: the same scores,
+    history and context as in one process, on every kind of output (merged, with a
+    mention that does not count, with observations, on two sources of one kind)."""
+    rng = random.Random(5)  # noqa: S311
+    b = Builder(store)
+    outputs = [
+        b.output(f"10.5555/split-{n}", venue=f"J{n % 3}", published=f"2025-0{1 + n % 5}-01")
+        for n in range(30)
+    ]
+    sources = ["twitter", "x", "newsfeed", "wordpressdotcom", "wikipedia"]
+    events = [
+        b.event(
+            rng.choice(outputs),
+            rng.choice(sources),
+            f"https://social.example/u{rng.randrange(12)}",
+            at("2024-07-01") + dt.timedelta(hours=rng.randrange(365 * 24)),
+        )
+        for _ in range(300)
+    ]
+    b.merge(outputs[20], outputs[2])
+    b.delete_event(events[0][1])
+    b.observation("10.5555/split-25", "readers", 7, at("2025-05-01"), source_id="mendeley")
+    profile = load_profile("default")
+
+    def stored() -> list[tuple[object, ...]]:
+        with store.session() as session:
+            rows = session.execute(
+                select(Score.output_id, Score.score, Score.breakdown, Score.history, Score.context)
+                .where(Score.as_of == AS_OF)
+                .order_by(Score.output_id)
+            ).all()
+        return [tuple(row) for row in rows]
+
+    compute_scores(store, profile, AS_OF)
+    alone = stored()
+    assert len(alone) == 29
+    monkeypatch.setattr(run, "SPLIT_OUTPUTS", 0)
+    monkeypatch.setattr(run.os, "cpu_count", lambda: 2)
+    calls: list[int] = []
+    split = run._counted_in_two
+    monkeypatch.setattr(run, "_counted_in_two", lambda *args: calls.append(1) or split(*args))
+    compute_scores(store, profile, AS_OF)
+    assert calls == [1]
+    assert stored() == alone

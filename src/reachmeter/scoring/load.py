@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -48,9 +49,13 @@ from reachmeter.store.schema import (
 from reachmeter.store.writer import storage_time
 
 __all__ = [
+    "CountPlan",
     "OutputRow",
     "author_expr",
+    "count_by_author",
+    "count_range",
     "counted_event_filter",
+    "counting",
     "event_ids_by_key",
     "load_counts",
     "load_merged",
@@ -290,6 +295,59 @@ _SOURCES = text(
 )
 
 
+@dataclass(frozen=True)
+class CountPlan:
+    """What counting distinct authors needs to know of a store before it counts.
+
+    ``mapping`` gives each source's kind under the profile; ``merged`` each merged
+    output's kept one; ``shared`` the sources of a kind that more than one source feeds;
+    ``by_author`` the outputs counted author by author from their matches (those of a
+    merge, and those with a mention that does not count). Picklable: a second process
+    can count a range of outputs with it (``count_range``).
+    """
+
+    mapping: dict[str, str]
+    cutoffs: tuple[dt.datetime, ...]
+    merged: dict[int, int]
+    shared: tuple[str, ...]
+    by_author: frozenset[int]
+
+
+@contextlib.contextmanager
+def counting(
+    connection: Connection,
+    profile: Profile,
+    cutoffs: Sequence[dt.datetime],
+    root: dict[int, int],
+) -> Iterator[tuple[CountPlan, list[Any]]]:
+    """The plan of a count, and the conditions under which a match counts (they use a
+    temporary table of the uncounted events, there while this is open)."""
+    mapping = {**EVENT_KINDS, **profile.sources}
+    merged = {member: kept for member, kept in root.items() if member != kept}
+    with uncounted_events(connection, profile.flags.exclude) as uncounted:
+        feeding: dict[str, list[str]] = defaultdict(list)
+        for (source_id,) in connection.execute(_SOURCES):
+            feeding[mapping.get(source_id, "other")].append(source_id)
+        shared = sorted(s for sources in feeding.values() if len(sources) > 1 for s in sources)
+        by_author = set(merged) | set(merged.values())
+        by_author |= {
+            int(o)
+            for (o,) in connection.execute(
+                select(EventMatch.output_id)
+                .where(EventMatch.event_id.in_(select(uncounted.c.event_id)))
+                .distinct()
+            )
+        }
+        counted = [
+            EventMatch.occurred_at < cutoffs[0],
+            EventMatch.event_id.not_in(select(uncounted.c.event_id)),
+        ]
+        yield (
+            CountPlan(mapping, tuple(cutoffs), merged, tuple(shared), frozenset(by_author)),
+            counted,
+        )
+
+
 def load_counts(
     connection: Connection,
     profile: Profile,
@@ -313,43 +371,66 @@ def load_counts(
       several sources feed (one author may appear under two of them).
     - With ``output_ids`` (an incremental run), those outputs alone, looked up by id.
     """
-    mapping = {**EVENT_KINDS, **profile.sources}
-    merged = {member: kept for member, kept in root.items() if member != kept}
-    with uncounted_events(connection, profile.flags.exclude) as uncounted:
-        feeding: dict[str, list[str]] = defaultdict(list)
-        for (source_id,) in connection.execute(_SOURCES):
-            feeding[mapping.get(source_id, "other")].append(source_id)
-        shared = sorted(s for sources in feeding.values() if len(sources) > 1 for s in sources)
-        by_author = set(merged) | set(merged.values())
-        by_author |= {
-            int(o)
-            for (o,) in connection.execute(
-                select(EventMatch.output_id)
-                .where(EventMatch.event_id.in_(select(uncounted.c.event_id)))
-                .distinct()
-            )
-        }
-        fast: list[list[int]] | None = None  # every output
-        if output_ids is not None:
-            by_author &= set(output_ids)
-            fast = _chunks(set(output_ids) - by_author)
-        result = _count_first_mentions(connection, mapping, cutoffs, shared, by_author, fast)
-        selections = [[EventMatch.output_id.in_(chunk)] for chunk in _chunks(by_author)]
-        if shared:
-            in_shared = EventMatch.source_id.in_(shared)
-            if fast is None:
-                selections.append([in_shared])
-            else:
-                selections += [[in_shared, EventMatch.output_id.in_(chunk)] for chunk in fast]
-        counted = [
-            EventMatch.occurred_at < cutoffs[0],
-            EventMatch.event_id.not_in(select(uncounted.c.event_id)),
-        ]
-        counted_by_author = _count_authors(
-            connection, mapping, cutoffs, merged, counted, selections
-        )
-    for kept, kinds in counted_by_author.items():
+    with counting(connection, profile, cutoffs, root) as (plan, counted):
+        if output_ids is None:
+            result = count_range(connection, plan)
+            wanted = set(plan.by_author)
+        else:
+            wanted = set(output_ids)
+            result = count_range(connection, plan, chunks=_chunks(wanted - plan.by_author))
+            wanted &= plan.by_author
+        by_author = count_by_author(connection, plan, counted, wanted)
+    for kept, kinds in by_author.items():
         result.setdefault(kept, {}).update(kinds)
+    return result
+
+
+def count_by_author(
+    connection: Connection, plan: CountPlan, counted: list[Any], output_ids: Collection[int]
+) -> dict[int, dict[str, list[int]]]:
+    """The counts of ``output_ids`` (with every output merged into them), author by author
+    from their counted matches."""
+    selections = [[EventMatch.output_id.in_(chunk)] for chunk in _chunks(output_ids)]
+    return _count_authors(connection, plan, counted, selections)
+
+
+def count_range(
+    connection: Connection,
+    plan: CountPlan,
+    low: int | None = None,
+    high: int | None = None,
+    *,
+    chunks: list[list[int]] | None = None,
+) -> dict[int, dict[str, list[int]]]:
+    """The counts of the outputs not counted author by author (``plan.by_author``): those
+    from ``low`` up to ``high`` (not included) if given, of ``chunks`` if given, else all.
+
+    From ``first_mentions`` for the sources with a kind of their own; author by author
+    from the matches for the ``shared`` ones. None of these outputs has a merge or a
+    mention that does not count, so every match of theirs counts up to the first cutoff.
+    """
+    scopes: list[list[Any]] = [[]]
+    if chunks is not None:
+        scopes = [[FirstMention.output_id.in_(chunk)] for chunk in chunks]
+    bounds: list[Any] = []
+    if low is not None:
+        bounds.append(FirstMention.output_id >= low)
+    if high is not None:
+        bounds.append(FirstMention.output_id < high)
+    result = _count_first_mentions(connection, plan, [[*scope, *bounds] for scope in scopes])
+    if plan.shared:
+        in_shared = EventMatch.source_id.in_(plan.shared)
+        selections: list[list[Any]] = [[in_shared]]
+        if chunks is not None:
+            selections = [[in_shared, EventMatch.output_id.in_(chunk)] for chunk in chunks]
+        if low is not None:
+            selections = [[*chosen, EventMatch.output_id >= low] for chosen in selections]
+        if high is not None:
+            selections = [[*chosen, EventMatch.output_id < high] for chosen in selections]
+        counted = [EventMatch.occurred_at < plan.cutoffs[0]]
+        for output_id, kinds in _count_authors(connection, plan, counted, selections).items():
+            if output_id not in plan.by_author:
+                result.setdefault(output_id, {}).update(kinds)
     return result
 
 
@@ -359,32 +440,26 @@ def _chunks(output_ids: Collection[int]) -> list[list[int]]:
 
 
 def _count_first_mentions(
-    connection: Connection,
-    mapping: dict[str, str],
-    cutoffs: Sequence[dt.datetime],
-    shared: list[str],
-    skip: set[int],
-    chunks: list[list[int]] | None,
+    connection: Connection, plan: CountPlan, scopes: list[list[Any]]
 ) -> dict[int, dict[str, list[int]]]:
-    """From ``first_mentions``: per output (not in ``skip``; of ``chunks``, or all) and
-    kind (of the sources not in ``shared``), the authors first seen before each cutoff.
+    """From ``first_mentions``: per output (each of ``scopes`` a list of conditions that
+    picks some; not those of ``plan.by_author``) and kind (of the sources not
+    ``plan.shared``), the authors first seen before each cutoff.
 
-    The database counts the authors before ``cutoffs[0]`` per output and source; then the
-    first mentions on or after the earliest other cutoff are read one by one and taken
+    The database counts the authors before the first cutoff per output and source; then
+    the first mentions on or after the earliest other cutoff are read one by one and taken
     off the counts of the cutoffs they are not before.
     """
+    cutoffs, mapping, shared, skip = plan.cutoffs, plan.mapping, plan.shared, plan.by_author
     sqlite = connection.dialect.name == "sqlite"
     # On SQLite, times are compared in their stored text form, which sorts as they do.
     limits = [storage_time(cut, sqlite) for cut in cutoffs]
     first = FirstMention
     conditions: list[Any] = [first.first_at < cutoffs[0]]
     if shared:
-        conditions.append(first.source_id.not_in(shared))
+        conditions.append(first.source_id.not_in(list(shared)))
     kind_of: dict[str, str] = {}
     result: dict[int, dict[str, list[int]]] = {}
-    scopes: list[list[Any]] = [[]]
-    if chunks is not None:
-        scopes = [[first.output_id.in_(chunk)] for chunk in chunks]
     totals = (
         select(first.output_id, first.source_id, func.count())
         .where(*conditions)
@@ -437,12 +512,7 @@ def _fetched(
 
 
 def _count_authors(
-    connection: Connection,
-    mapping: dict[str, str],
-    cutoffs: Sequence[dt.datetime],
-    merged: dict[int, int],
-    counted: list[Any],
-    selections: list[list[Any]],
+    connection: Connection, plan: CountPlan, counted: list[Any], selections: list[list[Any]]
 ) -> dict[int, dict[str, list[int]]]:
     """Author by author: the counted matches that each of ``selections`` (a list of
     conditions, each a selection of outputs, or of outputs and sources) picks.
@@ -451,6 +521,7 @@ def _count_authors(
     rows are in, so memory holds one output's authors at a time (and those of outputs
     that others were merged into, until the end).
     """
+    cutoffs, mapping, merged = plan.cutoffs, plan.mapping, plan.merged
     sqlite = connection.dialect.name == "sqlite"
     # On SQLite, times are compared in their stored text form, which sorts as they do.
     limits = [storage_time(cut, sqlite) for cut in cutoffs]

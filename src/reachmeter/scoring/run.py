@@ -8,8 +8,12 @@ the methods log when its content is new.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
+import re
 import time
 from collections.abc import Collection, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, cast
 
@@ -28,7 +32,11 @@ from reachmeter.scoring.compute import (
     observation_totals,
 )
 from reachmeter.scoring.load import (
+    CountPlan,
     OutputRow,
+    count_by_author,
+    count_range,
+    counting,
     event_ids_by_key,
     load_counts,
     load_merged,
@@ -40,6 +48,7 @@ from reachmeter.scoring.load import (
 from reachmeter.scoring.profiles import Profile
 from reachmeter.store import Store
 from reachmeter.store.corrections import MATCH_KEY
+from reachmeter.store.engine import make_engine
 from reachmeter.store.schema import (
     Correction,
     EventMatch,
@@ -155,16 +164,23 @@ def _score_rows(
     """
     end = as_of_end(as_of)
     cutoffs = [end] + [end - length for length in HISTORY_PERIODS.values() if length is not None]
-    counts = load_counts(connection, profile, cutoffs, root, member_ids)
     observed = load_observations(connection, end, root, member_ids)
     flag_counts = _flag_counts(connection, root, member_ids)
+    texts: dict[int, tuple[float, int, str, str]] = {}
+    if member_ids is None and len(kept_ids) >= SPLIT_OUTPUTS and (os.cpu_count() or 1) > 1:
+        counts, texts = _counted_in_two(connection, profile, cutoffs, root, kept_ids, observed)
+    else:
+        counts = load_counts(connection, profile, cutoffs, root, member_ids)
     scorer = CountScorer(profile)
     empty = scorer.texts({})
     rows: list[_Scored] = []
     for output_id in kept_ids:
         seen = counts.get(output_id)
         points = observed.get(output_id)
-        if points is None:
+        done = texts.get(output_id)
+        if done is not None:
+            score, mentions, breakdown, history = done
+        elif points is None:
             score, mentions, breakdown, history = scorer.texts(seen) if seen else empty
         else:
             totals_at = {"now": observation_totals(points, end)}
@@ -179,6 +195,80 @@ def _score_rows(
             _Scored(output_id, score, mentions, breakdown, history, flag_counts.get(output_id, 0))
         )
     return rows
+
+
+# A full run over this many outputs or more counts and scores the upper half of them in
+# a second process (when the machine has a second core).
+SPLIT_OUTPUTS = 200_000
+
+
+def _counted_in_two(
+    connection: Connection,
+    profile: Profile,
+    cutoffs: list[dt.datetime],
+    root: dict[int, int],
+    kept_ids: Collection[int],
+    observed: Collection[int],
+) -> tuple[dict[int, dict[str, list[int]]], dict[int, tuple[float, int, str, str]]]:
+    """``load_counts`` of every output, half of it in a second process that also scores
+    what it counts (``_count_and_score``): the counts of the lower half and of the outputs
+    counted author by author, the counts of the upper half's outputs with observations
+    (scored here), and the scores of the rest of the upper half (as ``CountScorer.texts``).
+
+    The second process reads what this transaction read: on SQLite this transaction
+    holds the write lock (it has written the run's cursor), so nothing is committed in
+    between; on PostgreSQL it imports this transaction's snapshot.
+    """
+    ordered = sorted(kept_ids)
+    middle = ordered[len(ordered) // 2]
+    url = connection.engine.url.render_as_string(hide_password=False)
+    snapshot = None
+    if connection.dialect.name == "postgresql":
+        snapshot = connection.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        counting(connection, profile, cutoffs, root) as (plan, counted),
+        ProcessPoolExecutor(1, mp_context=spawn) as pool,
+    ):
+        upper = pool.submit(_count_and_score, url, snapshot, profile, plan, set(observed), middle)
+        counts = count_range(connection, plan, None, middle)
+        counts.update(count_by_author(connection, plan, counted, plan.by_author))
+        texts, raw = upper.result()
+    counts.update(raw)
+    return counts, texts
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(?:-[0-9A-Fa-f]+)+")
+
+
+def _count_and_score(
+    url: str,
+    snapshot: str | None,
+    profile: Profile,
+    plan: CountPlan,
+    observed: set[int],
+    low: int,
+) -> tuple[dict[int, tuple[float, int, str, str]], dict[int, dict[str, list[int]]]]:
+    """In a second process: count the outputs from ``low`` up (``count_range``), and score
+    those without observations; the counts of those with observations come back as they
+    are."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if snapshot is not None:
+                if not _SNAPSHOT_ID.fullmatch(snapshot):
+                    raise ValueError(f"not a PostgreSQL snapshot id: {snapshot!r}")
+                connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                # A utility statement: no parameters, so the checked id goes in as text.
+                connection.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            with no_collection():
+                counts = count_range(connection, plan, low)
+    finally:
+        engine.dispose()
+    scorer = CountScorer(profile)
+    with no_collection():
+        texts = {o: scorer.texts(kinds) for o, kinds in counts.items() if o not in observed}
+    return texts, {o: kinds for o, kinds in counts.items() if o in observed}
 
 
 _SCORE_COLUMNS = (
@@ -318,6 +408,9 @@ def compute_scores(
     with store.begin() as connection:
         _roomy(connection)
         cursor = _cursor(connection)
+        # Written first: on SQLite the run then holds the write lock, so a second process
+        # reading the store sees what this one read (``_counted_in_two``).
+        _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
         run.new_method = record_method(connection, profile)
         if flags:
             run.flags = detect_flags(connection, profile, as_of_end(as_of))
@@ -347,25 +440,49 @@ def compute_scores(
             )
         _save_table(connection, profile, as_of, table)
         run.scored = len(rows)
-        _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
         steps.done("store")
     steps.finish()
     return run
 
 
+# An incremental run adds the rows it changed as a part of their own; past this many parts
+# the table is kept whole again.
+_TABLE_PARTS = 32
+
+
 def _save_table(
-    connection: Connection, profile: Profile, as_of: dt.date, table: ContextTable
+    connection: Connection,
+    profile: Profile,
+    as_of: dt.date,
+    table: ContextTable,
+    changed: ContextTable | None = None,
 ) -> None:
-    """Keep the outputs with mentions of ``table``: what an incremental run compares with."""
-    kept = _rows_where(table, table.mentions > 0)
+    """Keep the outputs with mentions of ``table``: what an incremental run compares with.
+
+    With ``changed`` (an incremental run's fresh rows, already in ``table``), only those
+    are added, as the next part, while there are fewer than ``_TABLE_PARTS``: writing a
+    million rows again for ten thousand changed ones would cost more than the run.
+    """
     snapshot = (ScoreSnapshot.profile_name == profile.name, ScoreSnapshot.as_of == as_of)
+    now = dt.datetime.now(dt.UTC)
+    if changed is not None:
+        last = connection.execute(select(func.max(ScoreSnapshot.part)).where(*snapshot)).scalar()
+        if last is not None and last + 1 < _TABLE_PARTS:
+            connection.execute(
+                insert(ScoreSnapshot).values(
+                    profile_name=profile.name,
+                    as_of=as_of,
+                    part=last + 1,
+                    data=changed.to_bytes(),
+                    saved_at=now,
+                )
+            )
+            return
+    kept = _rows_where(table, table.mentions > 0)
     connection.execute(delete(ScoreSnapshot).where(*snapshot))
     connection.execute(
         insert(ScoreSnapshot).values(
-            profile_name=profile.name,
-            as_of=as_of,
-            data=kept.to_bytes(),
-            saved_at=dt.datetime.now(dt.UTC),
+            profile_name=profile.name, as_of=as_of, part=0, data=kept.to_bytes(), saved_at=now
         )
     )
 
@@ -374,19 +491,21 @@ def _stored_table(
     connection: Connection, profile: Profile, as_of: dt.date, leave_out: Collection[int]
 ) -> ContextTable:
     """The outputs with mentions that the stored scores of a profile and day compare with
-    (those in ``leave_out`` aside): the kept table, or if there is none (a store scored
-    before tables were kept), the stored scores with each output's venue and date."""
-    data = connection.execute(
-        select(ScoreSnapshot.data).where(
-            ScoreSnapshot.profile_name == profile.name, ScoreSnapshot.as_of == as_of
-        )
-    ).scalar()
+    (those in ``leave_out`` aside): the kept table with its parts applied in order, or if
+    there is none (a store scored before tables were kept), the stored scores with each
+    output's venue and date."""
+    parts = connection.execute(
+        select(ScoreSnapshot.data)
+        .where(ScoreSnapshot.profile_name == profile.name, ScoreSnapshot.as_of == as_of)
+        .order_by(ScoreSnapshot.part)
+    ).scalars()
     table: ContextTable | None = None
-    if data is not None:
-        try:
-            table = ContextTable.from_bytes(data)
-        except ValueError:
-            table = None  # unreadable: worked out again from the stored scores below
+    try:
+        for data in parts:
+            part = ContextTable.from_bytes(data)
+            table = part if table is None else table.updated(part.inputs())
+    except ValueError:
+        table = None  # unreadable: worked out again from the stored scores below
     if table is None:
         outputs = load_outputs(connection)
         table = ContextTable.from_inputs(
@@ -568,13 +687,12 @@ def update_scores(store: Store, profile: Profile, as_of: dt.date | None = None) 
             outputs.update(
                 load_outputs(connection, Output.id.in_(kept[start : start + _LOOKUP_CHUNK]))
             )
-        table = _stored_table(connection, profile, as_of, merged).updated(
-            _context_inputs(rows, outputs)
-        )
+        fresh = _context_inputs(rows, outputs)
+        table = _stored_table(connection, profile, as_of, merged).updated(fresh)
         contexts = context_of(table, only=kept)
         steps.done("context")
         _store_scores(connection, profile, as_of, rows, contexts)
-        _save_table(connection, profile, as_of, table)
+        _save_table(connection, profile, as_of, table, ContextTable.from_inputs(fresh))
         _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
         steps.done("store")
     steps.finish()

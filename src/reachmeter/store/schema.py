@@ -432,13 +432,17 @@ Index("ix_scores_rank", Score.profile_name, Score.as_of, Score.score)
 
 class ScoreSnapshot(Base):
     """The scores of one profile and date in columns (``compute.ContextTable``): what an
-    incremental run compares the changed outputs with, read at once instead of row by row."""
+    incremental run compares the changed outputs with, read at once instead of row by row.
+    Part 0 holds every output with mentions; each later part, the rows an incremental run
+    changed, applied in order."""
 
     __tablename__ = "score_snapshots"
-    __table_args__ = (UniqueConstraint("profile_name", "as_of"),)
+    __table_args__ = (UniqueConstraint("profile_name", "as_of", "part"),)
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     profile_name: Mapped[str] = mapped_column(String(100))
     as_of: Mapped[dt.date] = mapped_column(Date)
+    # 0: every output, from a full run; 1, 2...: the rows incremental runs changed since.
+    part: Mapped[int] = mapped_column(Integer, default=0)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     saved_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_now)
 

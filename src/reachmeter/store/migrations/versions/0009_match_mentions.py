@@ -69,11 +69,15 @@ def upgrade() -> None:
         sa.Column("id", _ID, autoincrement=True, nullable=False),
         sa.Column("profile_name", sa.String(length=100), nullable=False),
         sa.Column("as_of", sa.Date(), nullable=False),
+        sa.Column("part", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("saved_at", _TIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_score_snapshots")),
         sa.UniqueConstraint(
-            "profile_name", "as_of", name=op.f("uq_score_snapshots_profile_name_as_of")
+            "profile_name",
+            "as_of",
+            "part",
+            name=op.f("uq_score_snapshots_profile_name_as_of_part"),
         ),
     )
 
