@@ -373,3 +373,16 @@ def test_a_full_run_split_over_two_processes_stores_the_same_scores(
     compute_scores(store, profile, AS_OF)
     assert calls == [1]
     assert stored() == alone
+
+
+def test_a_full_run_keeps_the_tables_of_the_last_week_only(store: Store) -> None:
+    b = Builder(store)
+    output = b.output("10.5555/days")
+    b.event(output, "twitter", "https://twitter.com/a", at("2025-03-01"))
+    profile = load_profile("default")
+    days = [AS_OF - dt.timedelta(days=n) for n in (10, 7, 0)]
+    for day in days:
+        compute_scores(store, profile, day)
+    with store.session() as session:
+        kept = session.scalars(select(ScoreSnapshot.as_of).order_by(ScoreSnapshot.as_of))
+        assert list(kept) == days[1:]

@@ -448,6 +448,7 @@ def compute_scores(
 # An incremental run adds the rows it changed as a part of their own; past this many parts
 # the table is kept whole again.
 _TABLE_PARTS = 32
+_TABLE_DAYS = 7  # a full run keeps the tables of this many days before its own
 
 
 def _save_table(
@@ -480,6 +481,14 @@ def _save_table(
             return
     kept = _rows_where(table, table.mentions > 0)
     connection.execute(delete(ScoreSnapshot).where(*snapshot))
+    # Tables of days long past go: an incremental run for such a day reads the stored
+    # scores instead.
+    connection.execute(
+        delete(ScoreSnapshot).where(
+            ScoreSnapshot.profile_name == profile.name,
+            ScoreSnapshot.as_of < as_of - dt.timedelta(days=_TABLE_DAYS),
+        )
+    )
     connection.execute(
         insert(ScoreSnapshot).values(
             profile_name=profile.name, as_of=as_of, part=0, data=kept.to_bytes(), saved_at=now
