@@ -210,10 +210,10 @@ def _counted_in_two(
     kept_ids: Collection[int],
     observed: Collection[int],
 ) -> tuple[dict[int, dict[str, list[int]]], dict[int, tuple[float, int, str, str]]]:
-    """``load_counts`` of every output, half of it in a second process that also scores
-    what it counts (``_count_and_score``): the counts of the lower half and of the outputs
-    counted author by author, the counts of the upper half's outputs with observations
-    (scored here), and the scores of the rest of the upper half (as ``CountScorer.texts``).
+    """``load_counts`` of every output, half of it in a second process, each process
+    scoring what it counted: the scores of the outputs without observations (as
+    ``CountScorer.texts``), and the counts of those with observations (scored with them by
+    the caller).
 
     The second process reads what this transaction read: on SQLite this transaction
     holds the write lock (it has written the run's cursor), so nothing is committed in
@@ -233,9 +233,23 @@ def _counted_in_two(
         upper = pool.submit(_count_and_score, url, snapshot, profile, plan, set(observed), middle)
         counts = count_range(connection, plan, None, middle)
         counts.update(count_by_author(connection, plan, counted, plan.by_author))
-        texts, raw = upper.result()
-    counts.update(raw)
+        # Scored here while the second process works on the upper half.
+        texts, counts = _scored_texts(profile, counts, observed)
+        upper_texts, upper_counts = upper.result()
+    texts.update(upper_texts)
+    counts.update(upper_counts)
     return counts, texts
+
+
+def _scored_texts(
+    profile: Profile, counts: dict[int, dict[str, list[int]]], observed: Collection[int]
+) -> tuple[dict[int, tuple[float, int, str, str]], dict[int, dict[str, list[int]]]]:
+    """``CountScorer.texts`` of the outputs without observations; the counts of those with
+    observations as they are (they are scored with their observations)."""
+    scorer = CountScorer(profile)
+    with no_collection():
+        texts = {o: scorer.texts(kinds) for o, kinds in counts.items() if o not in observed}
+    return texts, {o: kinds for o, kinds in counts.items() if o in observed}
 
 
 _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(?:-[0-9A-Fa-f]+)+")
@@ -265,10 +279,7 @@ def _count_and_score(
                 counts = count_range(connection, plan, low)
     finally:
         engine.dispose()
-    scorer = CountScorer(profile)
-    with no_collection():
-        texts = {o: scorer.texts(kinds) for o, kinds in counts.items() if o not in observed}
-    return texts, {o: kinds for o, kinds in counts.items() if o in observed}
+    return _scored_texts(profile, counts, observed)
 
 
 _SCORE_COLUMNS = (
