@@ -373,6 +373,11 @@ def test_a_full_run_split_over_two_processes_stores_the_same_scores(
     compute_scores(store, profile, AS_OF)
     assert calls == [1]
     assert stored() == alone
+    # A daemonic process may not start another: it counts everything itself.
+    monkeypatch.setattr(run.multiprocessing.current_process(), "daemon", True)
+    compute_scores(store, profile, AS_OF)
+    assert calls == [1]
+    assert stored() == alone
 
 
 def test_a_full_run_keeps_the_tables_of_the_last_week_only(store: Store) -> None:

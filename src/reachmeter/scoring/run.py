@@ -167,7 +167,7 @@ def _score_rows(
     observed = load_observations(connection, end, root, member_ids)
     flag_counts = _flag_counts(connection, root, member_ids)
     texts: dict[int, tuple[float, int, str, str]] = {}
-    if member_ids is None and len(kept_ids) >= SPLIT_OUTPUTS and (os.cpu_count() or 1) > 1:
+    if member_ids is None and len(kept_ids) >= SPLIT_OUTPUTS and _may_split():
         counts, texts = _counted_in_two(connection, profile, cutoffs, root, kept_ids, observed)
     else:
         counts = load_counts(connection, profile, cutoffs, root, member_ids)
@@ -200,6 +200,12 @@ def _score_rows(
 # A full run over this many outputs or more counts and scores the upper half of them in
 # a second process (when the machine has a second core).
 SPLIT_OUTPUTS = 200_000
+
+
+def _may_split() -> bool:
+    """Whether a second process may help: a second core, and a process allowed children
+    (a daemonic one is not)."""
+    return (os.cpu_count() or 1) > 1 and not multiprocessing.current_process().daemon
 
 
 def _counted_in_two(
