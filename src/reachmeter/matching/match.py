@@ -50,7 +50,7 @@ from reachmeter.matching.identifiers import Identifier
 from reachmeter.matching.landing import LandingPage
 from reachmeter.matching.urls import UrlError, host_of, normalize_url, url_key
 from reachmeter.store.corrections import rejected_matches
-from reachmeter.store.mentions import add_first_mentions
+from reachmeter.store.mentions import add_first_mentions, event_author
 from reachmeter.store.schema import Event, EventMatch, Meta, Output, OutputIdentifier
 
 __all__ = [
@@ -374,7 +374,7 @@ def _event_batches(
         Event.obj_scheme,
         Event.obj_value,
         Event.source_id,
-        func.coalesce(Event.subj_author, Event.subj_id),
+        event_author,
         Event.occurred_at,
     ).order_by(Event.id)
     if event_ids is not None:

@@ -36,6 +36,7 @@ from reachmeter.records import key_hash
 from reachmeter.scoring.compute import ObservationPoint
 from reachmeter.scoring.kinds import EVENT_KINDS, OBSERVATION_KINDS
 from reachmeter.scoring.profiles import Profile
+from reachmeter.store.mentions import event_author
 from reachmeter.store.schema import (
     Correction,
     Event,
@@ -66,7 +67,7 @@ __all__ = [
     "uncounted_events",
 ]
 
-author_expr = func.coalesce(Event.subj_author, Event.subj_id)
+author_expr = event_author  # who wrote an event (the store defines it)
 
 
 class OutputRow(NamedTuple):

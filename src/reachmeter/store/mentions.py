@@ -15,9 +15,13 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
-from reachmeter.store.schema import EventMatch, FirstMention
+from reachmeter.store.schema import Event, EventMatch, FirstMention
 
-__all__ = ["add_first_mentions", "redo_first_mentions"]
+__all__ = ["add_first_mentions", "event_author", "redo_first_mentions"]
+
+# Who wrote an event: its author, else its subject (a post without a known author counts
+# as an author of its own). Matches copy it as ``author``.
+event_author = func.coalesce(Event.subj_author, Event.subj_id)
 
 _CHUNK = 300
 
@@ -25,15 +29,8 @@ _CHUNK = 300
 def add_first_mentions(connection: Connection, after_match: int | None = None) -> None:
     """Fold the matches with an id above ``after_match`` (all, with None) into
     ``first_mentions``: one statement, however many matches."""
-    firsts = select(
-        EventMatch.output_id,
-        EventMatch.source_id,
-        EventMatch.author,
-        func.min(EventMatch.occurred_at),
-    )
     # SQLite needs a WHERE before an upsert's ON CONFLICT when it inserts a SELECT.
-    firsts = firsts.where(EventMatch.id > (after_match if after_match is not None else -1))
-    firsts = firsts.group_by(EventMatch.output_id, EventMatch.source_id, EventMatch.author)
+    firsts = _firsts(EventMatch.id > (after_match if after_match is not None else -1))
     columns = ["output_id", "source_id", "author", "first_at"]
     keys = ["output_id", "source_id", "author"]
     statement: Any
@@ -63,16 +60,22 @@ def redo_first_mentions(connection: Connection, triples: Iterable[tuple[int, str
         connection.execute(delete(FirstMention).where(key.in_(chunk)))
         rows = [
             {"output_id": o, "source_id": s, "author": a, "first_at": first}
-            for o, s, a, first in connection.execute(
-                select(
-                    EventMatch.output_id,
-                    EventMatch.source_id,
-                    EventMatch.author,
-                    func.min(EventMatch.occurred_at),
-                )
-                .where(match_key.in_(chunk))
-                .group_by(EventMatch.output_id, EventMatch.source_id, EventMatch.author)
-            )
+            for o, s, a, first in connection.execute(_firsts(match_key.in_(chunk)))
         ]
         if rows:
             connection.execute(insert(FirstMention), rows)
+
+
+def _firsts(*conditions: Any) -> Any:
+    """Each (output, source, author) of the matches meeting ``conditions``, with the time of
+    its earliest match."""
+    return (
+        select(
+            EventMatch.output_id,
+            EventMatch.source_id,
+            EventMatch.author,
+            func.min(EventMatch.occurred_at),
+        )
+        .where(*conditions)
+        .group_by(EventMatch.output_id, EventMatch.source_id, EventMatch.author)
+    )
