@@ -155,6 +155,7 @@ def attention(
     ``first_seen[kind]`` is sorted: when each distinct author first mentioned the output.
     With ``before``, only authors whose first mention is earlier count.
     """
+    scorer = CountScorer(profile)
     sources: dict[str, dict[str, Any]] = {}
     categories = dict.fromkeys(CATEGORIES, 0.0)
     total = 0.0
@@ -165,14 +166,14 @@ def attention(
         if count == 0:
             continue
         mentions += count
-        sources[kind] = _part(kind, count, profile)
+        sources[kind] = dict(scorer.part(kind, count)[0])
         total += sources[kind]["points"]
         categories[category_of(kind)] += count
     for kind in sorted(observations):
         value = observations[kind]
         if value <= 0:
             continue
-        sources[kind] = _part(kind, value, profile)
+        sources[kind] = dict(scorer.part(kind, value)[0])
         total += sources[kind]["points"]
         categories[KINDS.get(kind, category_of(kind))] += value
     return Attention(
@@ -181,10 +182,6 @@ def attention(
         sources=sources,
         categories={k: _tidy(v) for k, v in categories.items()},
     )
-
-
-def _part(kind: str, count: float, profile: Profile) -> dict[str, Any]:
-    return dict(CountScorer(profile).part(kind, count)[0])
 
 
 def history(
@@ -549,6 +546,17 @@ class ContextTable:
         for array in (header, *self._columns(), lengths, text):
             np.lib.format.write_array(buffer, array, allow_pickle=False)
         return buffer.getvalue()
+
+    def where(self, wanted: NDArray[np.bool_]) -> ContextTable:
+        """The rows that the boolean array ``wanted`` picks, in their order."""
+        return ContextTable(
+            output_ids=self.output_ids[wanted],
+            scores=self.scores[wanted],
+            mentions=self.mentions[wanted],
+            venues=self.venues[wanted],
+            venue_names=self.venue_names,
+            days=self.days[wanted],
+        )
 
     def _columns(self) -> tuple[NDArray[Any], ...]:
         return (self.output_ids, self.scores, self.mentions, self.venues, self.days)

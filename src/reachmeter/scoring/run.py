@@ -496,7 +496,7 @@ def _save_table(
                 )
             )
             return
-    kept = _rows_where(table, table.mentions > 0)
+    kept = table.where(table.mentions > 0)
     connection.execute(delete(ScoreSnapshot).where(*snapshot))
     # Tables of days long past go: an incremental run for such a day reads the stored
     # scores instead.
@@ -551,20 +551,8 @@ def _stored_table(
         )
     if leave_out:
         left_out = np.fromiter(leave_out, np.int64, len(leave_out))
-        table = _rows_where(table, ~np.isin(table.output_ids, left_out))
+        table = table.where(~np.isin(table.output_ids, left_out))
     return table
-
-
-def _rows_where(table: ContextTable, wanted: Any) -> ContextTable:
-    """The rows of ``table`` that the boolean array ``wanted`` picks."""
-    return ContextTable(
-        output_ids=table.output_ids[wanted],
-        scores=table.scores[wanted],
-        mentions=table.mentions[wanted],
-        venues=table.venues[wanted],
-        venue_names=table.venue_names,
-        days=table.days[wanted],
-    )
 
 
 def _cursor_key(profile: Profile, as_of: dt.date) -> str:
