@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 from alembic import command
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 
 from reachmeter.matching.match import match_events
 from reachmeter.records import key_hash
@@ -31,6 +31,7 @@ from reachmeter.store.schema import (
     EventMatch,
     Evidence,
     FirstMention,
+    MentionTotal,
     Score,
     ScoreFlag,
     ScoreSnapshot,
@@ -83,6 +84,23 @@ def _first_mentions(store: Store) -> list[tuple[int, str, str, dt.datetime]]:
     return [(o, s, a, t) for o, s, a, t in rows]
 
 
+def _totals(store: Store) -> list[tuple[int, str, int]]:
+    """The stored mention totals, after checking that they count the first mentions."""
+    with store.session() as session:
+        stored = session.execute(
+            select(MentionTotal.output_id, MentionTotal.source_id, MentionTotal.authors).order_by(
+                MentionTotal.output_id, MentionTotal.source_id
+            )
+        ).all()
+        counted = session.execute(
+            select(FirstMention.output_id, FirstMention.source_id, func.count())
+            .group_by(FirstMention.output_id, FirstMention.source_id)
+            .order_by(FirstMention.output_id, FirstMention.source_id)
+        ).all()
+    assert [tuple(row) for row in stored] == [tuple(row) for row in counted]
+    return [(o, s, n) for o, s, n in stored]
+
+
 def _reject_match(store: Store, event_id: int, output_id: int) -> None:
     with store.session() as session:
         request = CorrectionRequest(output_id=output_id, event_id=event_id, reason="not it")
@@ -108,6 +126,7 @@ def test_first_mentions_follow_matching_and_removed_matches(store: Store) -> Non
         (output, "twitter", nameless, at("2025-04-02")),
     ]
     assert _first_mentions(store) == expected
+    assert _totals(store) == [(output, "newsfeed", 1), (output, "twitter", 2)]
 
     # A later match of an earlier post moves the first mention back; matching again
     # changes nothing.
@@ -117,13 +136,16 @@ def test_first_mentions_follow_matching_and_removed_matches(store: Store) -> Non
         assert match_events(connection).new_matches == 0
     expected[1] = (output, "twitter", "https://twitter.com/u1", at("2025-02-01"))
     assert _first_mentions(store) == expected
+    assert _totals(store) == [(output, "newsfeed", 1), (output, "twitter", 2)]
 
     # A removed match that was the first leaves the next one first; the only one, nothing.
     _reject_match(store, earliest, output)
     expected[1] = (output, "twitter", "https://twitter.com/u1", at("2025-03-01"))
     assert _first_mentions(store) == expected
+    assert _totals(store) == [(output, "newsfeed", 1), (output, "twitter", 2)]
     _reject_match(store, news, output)
     assert _first_mentions(store) == expected[1:]
+    assert _totals(store) == [(output, "twitter", 2)]
 
 
 def _expected_counts(
@@ -197,6 +219,7 @@ def test_counts_from_first_mentions_are_the_counts_from_the_events(store: Store,
     cutoffs = [end] + [end - length for length in HISTORY_PERIODS.values() if length]
     expected = _expected_counts(store, profile, cutoffs)
     assert len(expected) == 9  # 12 outputs, 3 merged into others
+    assert sum(n for _, _, n in _totals(store)) == len(_first_mentions(store))
     with store.begin() as connection:
         root = roots(load_merged(connection))
         assert load_counts(connection, profile, cutoffs, root) == expected
@@ -322,6 +345,7 @@ def test_migrating_a_store_fills_in_the_matches_and_first_mentions(tmp_path: Pat
             (1, "twitter", "https://t.example/3", at("2025-03-03", 10)),
             (1, "twitter", "https://twitter.com/u1", at("2025-03-01", 10)),
         ]
+        assert _totals(store) == [(1, "twitter", 2)]
     finally:
         store.close()
 

@@ -167,3 +167,37 @@ def test_an_incremental_run_flags_the_burst_a_new_post_completes(store: Store) -
     assert incremental is not None
     assert full is not None
     assert (incremental["score"], incremental["flags"]) == (full["score"], full["flags"])
+
+
+def test_an_incremental_run_leaves_deleted_posts_out_of_bursts(store: Store) -> None:
+    """Five posts within the hour, but one of the earlier four deleted: the fifth makes no
+    burst. A sixth then does, and the deleted post stays unflagged; a deleted new post is
+    never flagged either."""
+    b = Builder(store)
+    output = b.output("10.5555/burst-deleted", published="2024-12-01")
+    author = "https://twitter.com/eager"
+    earlier = [
+        b.event(output, "twitter", author, at("2025-01-01", 10, m)) for m in (0, 10, 20, 30)
+    ]
+    b.delete_event(earlier[1][1])
+    profile = load_profile("default")
+    day = dt.date(2025, 6, 30)
+    compute_scores(store, profile, day)
+
+    def bursts() -> list[tuple[int | None, int]]:
+        with store.engine.connect() as connection:
+            rows = connection.execute(
+                select(ScoreFlag.event_id, ScoreFlag.detail).where(ScoreFlag.kind == "burst")
+            ).all()
+        return sorted((event_id, detail["posts"]) for event_id, detail in rows)
+
+    fifth = b.event(output, "twitter", author, at("2025-01-01", 10, 40))[0]
+    assert update_scores(store, profile, day).flags == 0
+    assert bursts() == []
+    gone_id, gone_key = b.event(output, "twitter", author, at("2025-01-01", 10, 45))
+    b.delete_event(gone_key)
+    sixth = b.event(output, "twitter", author, at("2025-01-01", 10, 50))[0]
+    assert update_scores(store, profile, day).flags == 5
+    expected = sorted([earlier[0][0], earlier[2][0], earlier[3][0], fifth, sixth])
+    assert gone_id not in expected
+    assert bursts() == [(event_id, 5) for event_id in expected]

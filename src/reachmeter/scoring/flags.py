@@ -45,7 +45,12 @@ from sqlalchemy import (
     select,
 )
 
-from reachmeter.scoring.load import author_expr, counted_event_filter, not_deleted
+from reachmeter.scoring.load import (
+    author_expr,
+    counted_event_filter,
+    deleted_event_ids,
+    driver_rows,
+)
 from reachmeter.scoring.profiles import FlagRules, Profile
 from reachmeter.store.schema import (
     Account,
@@ -58,6 +63,7 @@ from reachmeter.store.schema import (
     ScoreFlag,
     UTCDateTime,
 )
+from reachmeter.store.writer import storage_time, stored_time
 
 __all__ = [
     "EventRow",
@@ -436,19 +442,26 @@ _FLAGS_OF = (
 
 
 # What an incremental run reads of an event: no text (only repeated texts need it, and
-# they wait for the next full run), and the rest from the match, which copies it.
+# they wait for the next full run), and the rest from the match, which copies it; so the
+# event row itself is never read.
 _MATCH_FIELDS = select(
     EventMatch.event_id,
     EventMatch.output_id,
     EventMatch.source_id,
     EventMatch.author,
     EventMatch.occurred_at,
-).join(Event, Event.id == EventMatch.event_id)
+)
 
 
-def _event_rows(connection: Connection, query: Any) -> list[EventRow]:
-    """The events ``query`` (``_MATCH_FIELDS`` with joins and conditions) finds."""
-    return [EventRow(int(i), int(o), s, a, t, "") for i, o, s, a, t in connection.execute(query)]
+def _event_rows(connection: Connection, query: Any, deleted: Collection[int]) -> list[EventRow]:
+    """The events ``query`` (``_MATCH_FIELDS`` with joins and conditions) finds, but for
+    the ``deleted`` ones. Rows come from the driver's cursor, times converted here."""
+    return [
+        EventRow(int(i), int(o), s, a, stored_time(t), "")
+        for rows in driver_rows(connection, [query])
+        for i, o, s, a, t in rows
+        if i not in deleted
+    ]
 
 
 def detect_new_flags(
@@ -461,11 +474,11 @@ def detect_new_flags(
     the next full run, which re-detects everything.
     """
     rules = profile.flags
+    deleted = deleted_event_ids(connection)
     new = _event_rows(
         connection,
-        _MATCH_FIELDS.where(
-            EventMatch.id > after_match, EventMatch.occurred_at < before, not_deleted()
-        ),
+        _MATCH_FIELDS.where(EventMatch.id > after_match, EventMatch.occurred_at < before),
+        deleted,
     )
     if not new:
         return 0
@@ -486,7 +499,9 @@ def detect_new_flags(
     # A burst that a new event makes or joins lies within the burst window of it: read the
     # same author's posts about the same output around the new ones (by the matches'
     # index), not every event of every output the new ones are about.
-    nearby = _events_around(connection, new, dt.timedelta(minutes=rules.burst_minutes), before)
+    nearby = _events_around(
+        connection, new, dt.timedelta(minutes=rules.burst_minutes), before, deleted
+    )
     flags += find_bursts(nearby, rules)
     known = {
         (kind, event_id)
@@ -519,17 +534,22 @@ _periods_table = Table(
 
 
 def _events_around(
-    connection: Connection, events: Sequence[EventRow], reach: dt.timedelta, before: dt.datetime
+    connection: Connection,
+    events: Sequence[EventRow],
+    reach: dt.timedelta,
+    before: dt.datetime,
+    deleted: Collection[int],
 ) -> list[EventRow]:
-    """The matched, not deleted events by the same author about the same output from the
-    same source within ``reach`` of ``events`` and before ``before``, each once: the
+    """The matched events (not ``deleted``) by the same author about the same output from
+    the same source within ``reach`` of ``events`` and before ``before``, each once: the
     periods around the events are merged per output, source and author.
 
     Each period is read by the matches' (output, source, author, time) index with both
     its ends.
     """
     last = before - dt.timedelta(microseconds=1)
-    periods: list[dict[str, Any]] = []
+    sqlite = connection.dialect.name == "sqlite"
+    periods: list[tuple[Any, ...]] = []
     for (output_id, source_id, author), group in itertools.groupby(
         sorted(events, key=lambda e: (e.output_id, e.source_id, e.author, e.occurred_at)),
         key=lambda e: (e.output_id, e.source_id, e.author),
@@ -541,20 +561,27 @@ def _events_around(
             else:
                 spans.append([event.occurred_at - reach, event.occurred_at + reach])
         periods += [
-            {
-                "output_id": output_id,
-                "source_id": source_id,
-                "author": author,
-                "low": low,
-                "high": min(high, last),
-            }
+            (
+                output_id,
+                source_id,
+                author,
+                storage_time(low, sqlite),
+                storage_time(min(high, last), sqlite),
+            )
             for low, high in spans
         ]
     _periods_table.create(connection, checkfirst=True)
     try:
         connection.execute(_periods_table.delete())
-        for start in range(0, len(periods), 5000):
-            connection.execute(insert(_periods_table), periods[start : start + 5000])
+        mark = "?" if sqlite else "%s"
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                f"INSERT INTO {_periods_table.name} VALUES ({', '.join([mark] * 5)})",  # noqa: S608
+                periods,
+            )
+        finally:
+            cursor.close()
         period = _periods_table.c
         return _event_rows(
             connection,
@@ -567,7 +594,8 @@ def _events_around(
                     EventMatch.occurred_at >= period.low,
                     EventMatch.occurred_at <= period.high,
                 ),
-            ).where(not_deleted()),
+            ),
+            deleted,
         )
     finally:
         _periods_table.drop(connection, checkfirst=True)

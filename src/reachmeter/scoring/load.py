@@ -42,6 +42,7 @@ from reachmeter.store.schema import (
     Event,
     EventMatch,
     FirstMention,
+    MentionTotal,
     Observation,
     Output,
     OutputIdentifier,
@@ -57,6 +58,8 @@ __all__ = [
     "count_range",
     "counted_event_filter",
     "counting",
+    "deleted_event_ids",
+    "driver_rows",
     "event_ids_by_key",
     "load_counts",
     "load_merged",
@@ -251,6 +254,19 @@ def event_ids_by_key(connection: Connection, keys: Collection[str]) -> dict[str,
     return dict(found)
 
 
+def deleted_event_ids(connection: Connection) -> set[int]:
+    """The stored events that a ``deleted`` correction names (by their key)."""
+    keys = {
+        key
+        for (key,) in connection.execute(
+            select(Correction.target_key).where(
+                Correction.target_kind == "event", Correction.action == "deleted"
+            )
+        )
+    }
+    return {i for ids in event_ids_by_key(connection, keys).values() for i in ids}
+
+
 @contextlib.contextmanager
 def uncounted_events(connection: Connection, exclude_flags: Collection[str]) -> Iterator[Any]:
     """A temporary table of the events that do not count: deleted (a ``deleted``
@@ -259,15 +275,7 @@ def uncounted_events(connection: Connection, exclude_flags: Collection[str]) -> 
     table.create(connection, checkfirst=True)
     try:
         connection.execute(table.delete())
-        keys = {
-            key
-            for (key,) in connection.execute(
-                select(Correction.target_key).where(
-                    Correction.target_kind == "event", Correction.action == "deleted"
-                )
-            )
-        }
-        deleted = sorted({i for ids in event_ids_by_key(connection, keys).values() for i in ids})
+        deleted = sorted(deleted_event_ids(connection))
         for start in range(0, len(deleted), 5000):
             connection.execute(
                 insert(table), [{"event_id": i} for i in deleted[start : start + 5000]]
@@ -410,15 +418,15 @@ def count_range(
     from the matches for the ``shared`` ones. None of these outputs has a merge or a
     mention that does not count, so every match of theirs counts up to the first cutoff.
     """
-    scopes: list[list[Any]] = [[]]
     if chunks is not None:
-        scopes = [[FirstMention.output_id.in_(chunk)] for chunk in chunks]
-    bounds: list[Any] = []
-    if low is not None:
-        bounds.append(FirstMention.output_id >= low)
-    if high is not None:
-        bounds.append(FirstMention.output_id < high)
-    result = _count_first_mentions(connection, plan, [[*scope, *bounds] for scope in scopes])
+        result = _count_from_totals(connection, plan, chunks)
+    else:
+        bounds: list[Any] = []
+        if low is not None:
+            bounds.append(FirstMention.output_id >= low)
+        if high is not None:
+            bounds.append(FirstMention.output_id < high)
+        result = _count_first_mentions(connection, plan, [bounds])
     if plan.shared:
         in_shared = EventMatch.source_id.in_(plan.shared)
         selections: list[list[Any]] = [[in_shared]]
@@ -467,7 +475,7 @@ def _count_first_mentions(
         .group_by(first.output_id, first.source_id)
     )
     width = len(cutoffs)
-    for rows in _fetched(connection, [totals.where(*scope) for scope in scopes]):
+    for rows in driver_rows(connection, [totals.where(*scope) for scope in scopes]):
         for output_id, source_id, authors in rows:
             if output_id in skip:
                 continue
@@ -486,7 +494,7 @@ def _count_first_mentions(
         type_coerce(first.first_at, String) if sqlite else first.first_at,
     ).where(first.first_at >= min(cutoffs[1:]), *conditions)
     later = range(1, width)
-    for rows in _fetched(connection, [recent.where(*scope) for scope in scopes]):
+    for rows in driver_rows(connection, [recent.where(*scope) for scope in scopes]):
         for output_id, source_id, at in rows:
             if output_id in skip:
                 continue
@@ -497,7 +505,66 @@ def _count_first_mentions(
     return result
 
 
-def _fetched(
+def _count_from_totals(
+    connection: Connection, plan: CountPlan, chunks: list[list[int]]
+) -> dict[int, dict[str, list[int]]]:
+    """What ``_count_first_mentions`` counts, for the outputs of ``chunks``, read by index:
+    each output's authors per source from ``mention_totals`` (one row per source), less
+    its first mentions on or after each cutoff (the recent ones alone, found by
+    ``ix_first_mentions_recent``). So an incremental run reads a row per source and per
+    recent author, not one per author an output ever had.
+    """
+    cutoffs, mapping, shared, skip = plan.cutoffs, plan.mapping, plan.shared, plan.by_author
+    sqlite = connection.dialect.name == "sqlite"
+    # On SQLite, times are compared in their stored text form, which sorts as they do.
+    limits = [storage_time(cut, sqlite) for cut in cutoffs]
+    total, first = MentionTotal, FirstMention
+    totals = select(total.output_id, total.source_id, total.authors)
+    recent = select(
+        first.output_id,
+        first.source_id,
+        type_coerce(first.first_at, String) if sqlite else first.first_at,
+    ).where(first.first_at >= min(cutoffs))
+    if shared:
+        totals = totals.where(total.source_id.not_in(list(shared)))
+        recent = recent.where(first.source_id.not_in(list(shared)))
+    kind_of: dict[str, str] = {}
+    result: dict[int, dict[str, list[int]]] = {}
+    width = len(cutoffs)
+    for rows in driver_rows(connection, [totals.where(total.output_id.in_(c)) for c in chunks]):
+        for output_id, source_id, authors in rows:
+            if output_id in skip:
+                continue
+            kind = kind_of.get(source_id)
+            if kind is None:
+                kind = kind_of[source_id] = mapping.get(source_id, "other")
+            result.setdefault(output_id, {})[kind] = [authors] * width
+    every = range(width)
+    for rows in driver_rows(connection, [recent.where(first.output_id.in_(c)) for c in chunks]):
+        for output_id, source_id, at in rows:
+            if output_id in skip:
+                continue
+            numbers = result.get(output_id, {}).get(kind_of.get(source_id, ""))
+            if numbers is None:
+                raise RuntimeError(
+                    f"no mention total for output {output_id} on {source_id!r}, which has"
+                    " first mentions: the store's mention_totals is out of step"
+                )
+            for index in every:
+                if at >= limits[index]:
+                    numbers[index] -= 1
+    # As counted from the first mentions themselves: a kind with no author before the
+    # first cutoff has no count, and an output with none has no entry.
+    for output_id in list(result):
+        kinds = result[output_id]
+        for kind in [kind for kind, numbers in kinds.items() if not numbers[0]]:
+            del kinds[kind]
+        if not kinds:
+            del result[output_id]
+    return result
+
+
+def driver_rows(
     connection: Connection, queries: Sequence[Any]
 ) -> Generator[Sequence[Any], None, None]:
     """The rows of ``queries`` in batches, straight from the driver's cursor: whole
@@ -552,7 +619,7 @@ def _count_authors(
         .order_by(EventMatch.output_id)
     )
     current = None
-    for rows in _fetched(connection, [query.where(*chosen) for chosen in selections]):
+    for rows in driver_rows(connection, [query.where(*chosen) for chosen in selections]):
         for output_id, source_id, author, occurred in rows:
             if output_id != current:
                 if current is not None and current not in gathering and current in firsts:

@@ -322,6 +322,24 @@ class FirstMention(Base):
     first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+# An incremental scoring run reads the changed outputs' recent first mentions alone.
+Index("ix_first_mentions_recent", FirstMention.output_id, FirstMention.first_at)
+
+
+class MentionTotal(Base):
+    """How many authors mentioned each output on each source: the count of its
+    ``first_mentions`` rows, kept with them (``store.mentions``), so that counting an
+    output's authors reads one row per source instead of one per author."""
+
+    __tablename__ = "mention_totals"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012  (SQLAlchemy's form)
+    output_id: Mapped[int] = mapped_column(
+        ForeignKey("outputs.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    authors: Mapped[int] = mapped_column(Integer)
+
+
 # The events' secondary indexes, which a large ingest drops and rebuilds once at the end.
 DEFERRABLE_INDEXES = (
     Index("ix_events_obj", Event.obj_scheme, Event.obj_value),
@@ -352,6 +370,14 @@ class Observation(Base):
 
 Index("ix_observations_obj", Observation.obj_scheme, Observation.obj_value, Observation.metric)
 # Only the observations that belong to an account (most belong to none).
+# Merged outputs are few: scoring finds them all by this index, not by reading every output.
+Index(
+    "ix_outputs_merged",
+    Output.merged_into_id,
+    sqlite_where=Output.merged_into_id.is_not(None),
+    postgresql_where=Output.merged_into_id.is_not(None),
+)
+
 Index(
     "ix_observations_account_id",
     Observation.account_id,

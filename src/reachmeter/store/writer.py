@@ -37,6 +37,7 @@ __all__ = [
     "event_row",
     "prepare_batch",
     "storage_time",
+    "stored_time",
 ]
 
 
@@ -105,6 +106,16 @@ def storage_time(value: dt.datetime, sqlite: bool) -> Any:
             value = value.astimezone(dt.UTC)
         return value.isoformat(" ", "microseconds")[:26]
     return value
+
+
+def stored_time(value: Any) -> dt.datetime:
+    """A time as the driver returns it from a column (``storage_time``'s text on SQLite, a
+    datetime from PostgreSQL), as an aware UTC datetime."""
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"not a stored time: {value!r}")
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _storage_date(value: dt.date | None, sqlite: bool) -> Any:
