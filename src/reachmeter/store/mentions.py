@@ -102,13 +102,13 @@ def redo_first_mentions(connection: Connection, triples: Iterable[tuple[int, str
     pair = tuple_(MentionTotal.output_id, MentionTotal.source_id)
     first_pair = tuple_(FirstMention.output_id, FirstMention.source_id)
     for start in range(0, len(pairs), _CHUNK):
-        chunk = pairs[start : start + _CHUNK]
-        connection.execute(delete(MentionTotal).where(pair.in_(chunk)))
+        some = pairs[start : start + _CHUNK]
+        connection.execute(delete(MentionTotal).where(pair.in_(some)))
         connection.execute(
             insert(MentionTotal).from_select(
                 ["output_id", "source_id", "authors"],
                 select(FirstMention.output_id, FirstMention.source_id, func.count())
-                .where(first_pair.in_(chunk))
+                .where(first_pair.in_(some))
                 .group_by(FirstMention.output_id, FirstMention.source_id),
             )
         )
