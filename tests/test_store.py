@@ -11,13 +11,14 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from reachmeter.store import Store, open_store
 from reachmeter.store.engine import database_url
-from reachmeter.store.schema import Base, Event, Run
+from reachmeter.store.schema import Base, Event, Meta, Run
 
 
 def test_migrations_create_exactly_the_models(store: Store) -> None:
@@ -44,6 +45,47 @@ def test_database_urls() -> None:
 def test_sqlite_runs_in_wal_mode(sqlite_store: Store) -> None:
     with sqlite_store.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_a_write_can_leave_its_checkpoint_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit of ``begin(checkpoint_later=True)`` copies nothing into the database file
+    (the write-ahead log keeps every page); the checkpoint comes after, on a thread, and
+    the connection goes back to the pool with SQLite's own threshold again."""
+    path = tmp_path / "c.db"
+    store = open_store(path)
+    checkpoint = store._checkpoint  # the thread's work, run here below
+    started: list[str] = []
+    monkeypatch.setattr(store, "_checkpoint", lambda: started.append("checkpoint"))
+    with store.engine.connect() as connection:
+        before = connection.execute(select(func.count()).select_from(Meta)).scalar_one()
+    size = path.stat().st_size
+    try:
+        with store.begin(checkpoint_later=True) as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            for number in range(3000):  # about 1,500 pages: past the threshold of 1,000
+                connection.execute(insert(Meta), {"key": f"k{number}", "value": "x" * 2000})
+        assert started == ["checkpoint"]
+        assert path.stat().st_size == size  # all still in the log
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+            count = connection.execute(select(func.count()).select_from(Meta)).scalar()
+        assert count == before + 3000
+        checkpoint()  # what the thread runs
+        assert path.stat().st_size > size + 6_000_000
+    finally:
+        store.close()
+    # Without it, the commit copies the log itself.
+    store = open_store(path)
+    size = path.stat().st_size
+    try:
+        with store.begin() as connection:
+            for number in range(3000, 6000):
+                connection.execute(insert(Meta), {"key": f"k{number}", "value": "x" * 2000})
+        assert path.stat().st_size > size + 6_000_000
+    finally:
+        store.close()
 
 
 def _write_events(path: Path, count: int) -> None:

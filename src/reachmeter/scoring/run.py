@@ -422,7 +422,7 @@ def compute_scores(
     as_of = as_of or _today()
     run = ScoreRun(profile.name, profile.version, as_of)
     steps = _Steps(run)
-    with store.begin() as connection:
+    with store.begin(checkpoint_later=True) as connection:
         _roomy(connection)
         cursor = _cursor(connection)
         # Written first: on SQLite the run then holds the write lock, so a second process
@@ -679,7 +679,7 @@ def update_scores(store: Store, profile: Profile, as_of: dt.date | None = None) 
     since = orjson.loads(stored)
     run = ScoreRun(profile.name, profile.version, as_of)
     steps = _Steps(run)
-    with store.begin() as connection:
+    with store.begin(checkpoint_later=True) as connection:
         cursor = _cursor(connection)
         changed = _changed_outputs(connection, since)
         if not changed:
