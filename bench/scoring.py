@@ -171,6 +171,9 @@ def main() -> None:
     full = time.perf_counter() - started
     steps = ", ".join(f"{k} {v:.1f}" for k, v in run.seconds.items())
     print(f"full recompute with context: {full:.1f} s for {run.scored:,} outputs ({steps})")
+    started = time.perf_counter()
+    store.wait_for_checkpoints()
+    print(f"  then SQLite's checkpoint, on a thread: {time.perf_counter() - started:.1f} s")
 
     import sqlite3
 
@@ -189,6 +192,9 @@ def main() -> None:
     print(f"incremental update after {args.new_events:,} new events: "
           f"{seconds:.2f} s ({update.scored:,} outputs rescored; "
           + ", ".join(f"{k} {v:.1f}" for k, v in update.seconds.items()) + ")")  # fmt: skip
+    started = time.perf_counter()
+    store.wait_for_checkpoints()
+    print(f"  then SQLite's checkpoint, on a thread: {time.perf_counter() - started:.2f} s")
 
     rng = random.Random(3)
     times = []

@@ -96,11 +96,16 @@ class Store:
         """Whether this store holds the generated demo organisation."""
         return self.get_meta("demo") == "true"
 
-    def close(self) -> None:
-        """Wait for checkpoints under way, then close the pool's connections."""
+    def wait_for_checkpoints(self) -> None:
+        """Return once the checkpoints that ``begin(checkpoint_later=True)`` started are
+        done."""
         for thread in self._checkpoints:
             thread.join()
         self._checkpoints.clear()
+
+    def close(self) -> None:
+        """Wait for checkpoints under way, then close the pool's connections."""
+        self.wait_for_checkpoints()
         self.engine.dispose()
 
 
