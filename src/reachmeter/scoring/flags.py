@@ -40,6 +40,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -500,7 +501,12 @@ def detect_new_flags(
     # same author's posts about the same output around the new ones (by the matches'
     # index), not every event of every output the new ones are about.
     nearby = _events_around(
-        connection, new, dt.timedelta(minutes=rules.burst_minutes), before, deleted
+        connection,
+        new,
+        dt.timedelta(minutes=rules.burst_minutes),
+        before,
+        deleted,
+        at_least=rules.burst_posts,
     )
     flags += find_bursts(nearby, rules)
     known = {
@@ -539,10 +545,12 @@ def _events_around(
     reach: dt.timedelta,
     before: dt.datetime,
     deleted: Collection[int],
+    at_least: int = 1,
 ) -> list[EventRow]:
     """The matched events (not ``deleted``) by the same author about the same output from
     the same source within ``reach`` of ``events`` and before ``before``, each once: the
-    periods around the events are merged per output, source and author.
+    periods around the events are merged per output, source and author. Only those of
+    an author with ``at_least`` posts in their periods (deleted ones included).
 
     Each period is read by the matches' (output, source, author, time) index with both
     its ends.
@@ -583,16 +591,30 @@ def _events_around(
         finally:
             cursor.close()
         period = _periods_table.c
+        within = and_(
+            EventMatch.output_id == period.output_id,
+            EventMatch.source_id == period.source_id,
+            EventMatch.author == period.author,
+            EventMatch.occurred_at >= period.low,
+            EventMatch.occurred_at <= period.high,
+        )
+        # The database counts each author's posts in their periods first: most have too
+        # few to make a burst, and their rows are never read.
+        busy = (
+            select(period.output_id, period.source_id, period.author)
+            .join(EventMatch, within)
+            .group_by(period.output_id, period.source_id, period.author)
+            .having(func.count() >= at_least)
+            .cte("busy")
+        )
         return _event_rows(
             connection,
-            _MATCH_FIELDS.join(
-                _periods_table,
+            _MATCH_FIELDS.join(_periods_table, within).join(
+                busy,
                 and_(
-                    EventMatch.output_id == period.output_id,
-                    EventMatch.source_id == period.source_id,
-                    EventMatch.author == period.author,
-                    EventMatch.occurred_at >= period.low,
-                    EventMatch.occurred_at <= period.high,
+                    busy.c.output_id == period.output_id,
+                    busy.c.source_id == period.source_id,
+                    busy.c.author == period.author,
                 ),
             ),
             deleted,

@@ -539,7 +539,10 @@ def _count_from_totals(
             if kind is None:
                 kind = kind_of[source_id] = mapping.get(source_id, "other")
             result.setdefault(output_id, {})[kind] = [authors] * width
-    every = range(width)
+    # A first mention at ``at`` is not before the cutoffs up to bisect_right(rising, at)
+    # in rising order: for most, the earliest cutoff alone.
+    order = sorted(range(width), key=limits.__getitem__)
+    rising = [limits[index] for index in order]
     for rows in driver_rows(connection, [recent.where(first.output_id.in_(c)) for c in chunks]):
         for output_id, source_id, at in rows:
             if output_id in skip:
@@ -550,9 +553,8 @@ def _count_from_totals(
                     f"no mention total for output {output_id} on {source_id!r}, which has"
                     " first mentions: the store's mention_totals is out of step"
                 )
-            for index in every:
-                if at >= limits[index]:
-                    numbers[index] -= 1
+            for index in order[: bisect.bisect_right(rising, at)]:
+                numbers[index] -= 1
     # As counted from the first mentions themselves: a kind with no author before the
     # first cutoff has no count, and an output with none has no entry.
     for output_id in list(result):
