@@ -226,6 +226,10 @@ def _score(rng: random.Random, style: str) -> float:
         return round(rng.random() * 100, 6)
     if style == "whole":
         return float(rng.randrange(4))
+    if style == "raw":  # more than six decimals: sums as they come, and some exact ties
+        return rng.choice([0.1 + 0.2, 0.3, 1 / 3, 2.675, 7.0]) * rng.randrange(1, 4) + (
+            rng.random() * 30 if rng.random() < 0.5 else 0.0
+        )
     return round(rng.choice([0.0, 0.1, 0.2, 1 / 3, 2.675, 0.125, 1e-6]) * rng.randrange(1, 9), 6)
 
 
@@ -274,6 +278,8 @@ CASES = [
     (9, 3000, 2, 5000, "mixed", 5),
     (10, 20_000, 50, 3650, "cubic", 0),
     (11, 20_000, 5000, 900, "ties", 4),
+    (12, 3000, 30, 700, "raw", 2),
+    (13, 20_000, 200, 2000, "raw", 0),
 ]
 
 
@@ -284,6 +290,14 @@ def method(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
         costs = dict.fromkeys(compute._COSTS, math.inf)
         costs[request.param] = 1.0
         monkeypatch.setattr(compute, "_COSTS", costs)
+    return str(request.param)
+
+
+@pytest.fixture(params=["searched", "whole"])
+def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Work out the context of some outputs (``only``) always by searching sorted keys
+    (``_few_context``, which ``context_of`` takes for a few), or always the way for all."""
+    monkeypatch.setattr(compute, "_FEW", 0 if request.param == "searched" else 10**18)
     return str(request.param)
 
 
@@ -304,7 +318,7 @@ def _case(
 
 @pytest.mark.parametrize(("seed", "size", "venues", "spread", "style", "clusters"), CASES)
 def test_context_is_the_reference_context(
-    method: str, seed: int, size: int, venues: int, spread: int, style: str, clusters: int
+    method: str, way: str, seed: int, size: int, venues: int, spread: int, style: str, clusters: int
 ) -> None:
     inputs, expected = _case(seed, size, venues, spread, style, clusters)
     for only, reference in expected:
@@ -326,7 +340,7 @@ def test_windows_counted_in_small_passes_give_the_same(monkeypatch: pytest.Monke
             _same(context(inputs), reference_context(inputs))
 
 
-def test_edges_of_the_age_window_and_of_the_groups() -> None:
+def test_edges_of_the_age_window_and_of_the_groups(way: str) -> None:
     day = dt.date(2024, 5, 1)
     span = dt.timedelta(days=AGE_WINDOW_DAYS)
     inputs = [
@@ -342,6 +356,8 @@ def test_edges_of_the_age_window_and_of_the_groups() -> None:
     ]
     result = context(inputs)
     _same(result, reference_context(inputs))
+    everyone = {row.output_id for row in inputs}
+    _same(context(inputs, only=everyone), result)
     assert result[1]["venue_similar_age"] == {
         "count": 2,
         "mean": 2.0,
@@ -356,7 +372,7 @@ def test_edges_of_the_age_window_and_of_the_groups() -> None:
     assert (result[7]["all"]["higher_than"], result[7]["all"]["rank"]) == (0, 7)
 
 
-def test_the_first_and_last_days_there_are() -> None:
+def test_the_first_and_last_days_there_are(way: str) -> None:
     """The reference could not reach six weeks beyond them; the table can."""
     inputs = [
         ContextInput(1, 3.0, 1, "A", dt.date.max),
@@ -364,6 +380,7 @@ def test_the_first_and_last_days_there_are() -> None:
         ContextInput(3, 3.0, 1, "A", dt.date.min),
     ]
     result = context(inputs)
+    _same(context(inputs, only={1, 2, 3}), result)
     assert result[1]["venue_similar_age"] == {
         "count": 2,
         "mean": 2.0,
@@ -374,8 +391,9 @@ def test_the_first_and_last_days_there_are() -> None:
     assert result[3]["similar_age"]["reason"] == ALONE
 
 
-def test_huge_scores_are_summed_exactly_too() -> None:
-    """Window totals too large for exact float sums of millionths are added as Python ints."""
+def test_huge_scores_are_summed_exactly_too(way: str) -> None:
+    """Window totals too large for exact float sums of millionths are added as Python ints
+    (which the searched way leaves to the way for all)."""
     rng = random.Random(3)  # noqa: S311
     inputs = [
         ContextInput(n, 1e10 + rng.randrange(100) / 8, 1, rng.choice(["A", "B"]), START)
@@ -383,9 +401,10 @@ def test_huge_scores_are_summed_exactly_too() -> None:
     ]
     inputs += [ContextInput(1000, 3e16, 1, "A", START), ContextInput(1001, 0.1, 1, "C", START)]
     _same(context(inputs), reference_context(inputs))
+    _same(context(inputs, only={5, 1000}), reference_context(inputs, only={5, 1000}))
 
 
-def test_means_that_fall_on_a_half_millionth_round_as_python_rounds() -> None:
+def test_means_that_fall_on_a_half_millionth_round_as_python_rounds(way: str) -> None:
     """Sixteen and thirty-two scores of two decimals average to halves of a millionth,
     where the float's last bits decide the rounding."""
     rng = random.Random(4)  # noqa: S311
@@ -397,6 +416,8 @@ def test_means_that_fall_on_a_half_millionth_round_as_python_rounds() -> None:
             score = rng.randrange(1, 10_000) / 100
             inputs.append(ContextInput(group * 100 + k, score, 1, venue, START))
     _same(context(inputs), reference_context(inputs))
+    wanted = {row.output_id for row in inputs[::3]}
+    _same(context(inputs, only=wanted), reference_context(inputs, only=wanted))
 
 
 def test_no_outputs() -> None:
@@ -496,7 +517,7 @@ def test_table_refuses_repeated_outputs_and_scores_that_are_not_numbers() -> Non
         ContextTable.from_inputs([ContextInput(8, math.nan, 1, None, None)])
 
 
-def test_updated_table_gives_the_context_of_the_changed_outputs() -> None:
+def test_updated_table_gives_the_context_of_the_changed_outputs(way: str) -> None:
     """The incremental run: a stored table, some outputs' fresh scores (one new output, in a
     new venue), and the context of those outputs against all the others."""
     inputs = _inputs(24, 5000, 20, 1200, "ties", clusters=2)
@@ -514,3 +535,86 @@ def test_updated_table_gives_the_context_of_the_changed_outputs() -> None:
     wanted = {row.output_id for row in changed}
     _same(context_of(table, only=wanted), reference_context(now, only=wanted))
     assert len(stored) == 5000  # the stored table itself is left as it was
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_changed_tables_give_a_fresh_tables_context(way: str, seed: int) -> None:
+    """A table changed by ``updated`` (new scores with ties, mentions gained and lost,
+    venues and dates given and taken away, outputs added) and cut by ``where`` gives the
+    context of a table made afresh from its rows, and the reference's."""
+    rng = random.Random(seed)  # noqa: S311
+    inputs = _inputs(seed, 4000, 12, 600, rng.choice(["ties", "cubic", "raw"]), clusters=2)
+    table = ContextTable.from_bytes(ContextTable.from_inputs(inputs).to_bytes())
+    for _ in range(3):
+        changed = [
+            row._replace(
+                score=rng.choice([row.score, 0.0, 2.5, rng.randrange(400) / 8]),
+                mentions=rng.choice([0, row.mentions, 3]),
+                venue=rng.choice([row.venue, None, "Journal 1", "A new journal"]),
+                published_on=rng.choice([row.published_on, None, START]),
+            )
+            for row in rng.sample(table.inputs(), 60)
+        ]
+        changed += [
+            ContextInput(10**8 + rng.randrange(10**6), 1.25, 1, "Journal 2", START)
+            for _ in range(5)
+        ]
+        table = table.updated({row.output_id: row for row in changed}.values())
+        table = table.where(table.output_ids % 11 != 3)
+        now = table.inputs()
+        wanted = {row.output_id for row in changed} | {-1}
+        expected = reference_context(now, only=wanted)
+        _same(context_of(table, only=wanted), expected)
+        _same(context_of(ContextTable.from_inputs(now), only=wanted), expected)
+
+
+def test_outputs_all_of_one_score_or_without_venues_or_dates(way: str) -> None:
+    rng = random.Random(41)  # noqa: S311
+    rows = [
+        ContextInput(n, 4.5, rng.choice([0, 1]), rng.choice(["A", "B"]), START) for n in range(300)
+    ]
+    alone = [ContextInput(n, rng.randrange(9) / 4, 1, None, None) for n in range(300)]
+    for inputs in (rows, alone):
+        wanted = {row.output_id for row in inputs[::5]}
+        _same(context(inputs, only=wanted), reference_context(inputs, only=wanted))
+
+
+def test_sums_add_up_as_pythons_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sum in order and each venue's sum in row order are Python's, also where the order
+    changes the result (numpy's running sums are Python's only while it adds one by one)."""
+    rng = random.Random(42)  # noqa: S311
+    values = [rng.choice([1e16, -1e16, 1.0, 0.1, -0.0, 3.3, 1e-9]) for _ in range(5000)]
+    codes = [rng.randrange(7) for _ in values]
+    expected_means = [0.0] * 8
+    for code in range(7):
+        mine = [value for value, c in zip(values, codes, strict=True) if c == code]
+        expected_means[code] = round(sum(mine) / len(mine), 6) + 0.0
+    ways = [True, False] if compute._ONE_BY_ONE else [False]  # as this Python adds
+    for one_by_one in ways:
+        monkeypatch.setattr(compute, "_ONE_BY_ONE", one_by_one)
+        assert _bits([compute._sum_in_order(np.array(values))]) == _bits([sum(values)])
+        assert compute._sum_in_order(np.array([-0.0, -0.0])) == 0.0
+        means = compute._venue_means(np.array(values), np.array(codes), 8)
+        assert _bits(means.tolist()) == _bits(expected_means)
+
+
+@pytest.mark.parametrize("case", [CASES[5], CASES[9], CASES[12]])
+def test_context_without_numpys_running_sums(
+    way: str, case: tuple[int, int, int, int, str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where Python's sum does not add one by one (3.12 on), its own sums are used."""
+    monkeypatch.setattr(compute, "_ONE_BY_ONE", False)
+    inputs, expected = _case(*case)
+    for only, reference in expected:
+        _same(context(inputs, only=only), reference)
+
+
+@pytest.mark.parametrize("start", [0, 7, -50, 10**15])
+@pytest.mark.parametrize("spread", [1, 3, 1000])
+def test_rows_of_the_ids_asked_for(start: int, spread: int) -> None:
+    rng = np.random.default_rng(abs(start) % 97 + spread)
+    ids = start + rng.permutation(np.arange(0, 500 * spread, spread))
+    asked = np.concatenate((rng.choice(ids, 40), [start - 1, start + 500 * spread, -(2**62)]))
+    expected = np.flatnonzero(np.isin(ids, asked))
+    assert compute._rows_of(ids, asked).tolist() == expected.tolist()
+    assert compute._rows_of(ids, asked[:0]).tolist() == []

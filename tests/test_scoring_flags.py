@@ -176,9 +176,7 @@ def test_an_incremental_run_leaves_deleted_posts_out_of_bursts(store: Store) -> 
     b = Builder(store)
     output = b.output("10.5555/burst-deleted", published="2024-12-01")
     author = "https://twitter.com/eager"
-    earlier = [
-        b.event(output, "twitter", author, at("2025-01-01", 10, m)) for m in (0, 10, 20, 30)
-    ]
+    earlier = [b.event(output, "twitter", author, at("2025-01-01", 10, m)) for m in (0, 10, 20, 30)]
     b.delete_event(earlier[1][1])
     profile = load_profile("default")
     day = dt.date(2025, 6, 30)

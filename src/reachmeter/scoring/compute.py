@@ -16,10 +16,10 @@ import gc
 import io
 import itertools
 from collections import defaultdict
-from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, ClassVar, NamedTuple, cast
+from typing import Any, ClassVar, Literal, NamedTuple, cast
 
 import numpy as np
 import orjson
@@ -636,19 +636,26 @@ def context_of(
     prefix sums; the scores below a score in it are counted whichever way is the least work
     (``_count_below``): one by one for small windows, by a binary search in each day of
     the window for a few large ones, or level by level over the bits of the ranks for many.
+    For a few outputs (``only`` fewer than one in ``_FEW`` of those with mentions, as in an
+    incremental run) ``_few_context`` does less: each group's keys are sorted once and
+    searched, with no order of the rows kept (nor ranks, for scores of six decimals).
 
     The figures are exactly those of summing and rounding score by score in Python:
     window totals are sums of integer millionths (``round(score * 1e6)``), divided once
-    and correctly rounded; the mean of everyone and of a venue adds the scores up with
-    Python's ``sum`` in the same order (everyone's sorted, a venue's in row order); and
-    ``_round_places`` rounds to places exactly as Python's ``round`` does.
+    and correctly rounded; the mean of everyone and of a venue adds the scores up as
+    Python's ``sum`` does, in the same order (everyone's sorted, a venue's in row order;
+    see ``_sum_in_order`` and ``_venue_totals``); and ``_round_places`` rounds to places
+    exactly as Python's ``round`` does.
     """
     ids = table.output_ids
     if only is None:
         chosen = np.arange(len(table))
     else:
-        asked = np.fromiter(only, np.int64, len(only))
-        chosen = np.flatnonzero(np.isin(ids, asked))
+        chosen = _rows_of(ids, np.fromiter(only, np.int64, len(only)))
+        few = _few_context(table, chosen)
+        if few is not None:
+            with no_collection():
+                return _by_output(ids[chosen], [column.dicts() for column in few])
     ranked = np.flatnonzero(table.mentions > 0)
     result_of = np.full(len(table), -1, np.int64)
     result_of[chosen] = np.arange(len(chosen))
@@ -727,10 +734,314 @@ def context_of(
         kept = [*whole.dicts(), {"reason": NO_MENTIONS}]
         columns = [list(map(dict.copy, map(kept.__getitem__, which.tolist())))]
         columns += [column.dicts() for column in (venue, age, venue_age)]
-        return {
-            output_id: {"all": a, "venue": b, "similar_age": c, "venue_similar_age": d}
-            for output_id, a, b, c, d in zip(ids[chosen].tolist(), *columns, strict=True)
-        }
+        return _by_output(ids[chosen], columns)
+
+
+_FEW = 8  # see _few_context
+_BLOCK_BITS = 3  # blocks of days of _aged_windows and buckets of days of _near
+_BLOCK_DAYS = 1 << _BLOCK_BITS
+# Python's sum of floats added them one by one, left to right in double precision, before
+# Python 3.12 (which compensates for the rounding, and so keeps the 1.0 here): numpy's
+# running sums then add up the same.
+_ONE_BY_ONE = sum([1e16, 1.0, -1e16]) == 0.0
+
+
+def _rows_of(ids: IntArray, asked: IntArray) -> IntArray:
+    """The rows whose ids are among ``asked``: by a table of the ids between the least and
+    the greatest, where that is not much larger than the rows (``np.isin`` does more)."""
+    if not len(ids) or not len(asked):
+        return np.flatnonzero(np.isin(ids, asked))
+    least, most = int(ids.min()), int(ids.max())
+    base = 0 if least >= 0 and most <= 4 * len(ids) else least  # 0: no ids - base
+    if most - base > 4 * len(ids):
+        return np.flatnonzero(np.isin(ids, asked))
+    wanted = np.zeros(most - base + 1, bool)
+    wanted[asked[(asked >= base) & (asked <= most)] - base] = True
+    return np.flatnonzero(wanted[ids - base if base else ids])
+
+
+def _by_output(ids: IntArray, columns: list[list[dict[str, Any]]]) -> dict[int, dict[str, Any]]:
+    """Each output's four groups, from the columns of all, venue, age and venue and age."""
+    return {
+        output_id: {"all": a, "venue": b, "similar_age": c, "venue_similar_age": d}
+        for output_id, a, b, c, d in zip(ids.tolist(), *columns, strict=True)
+    }
+
+
+def _few_context(table: ContextTable, chosen: IntArray) -> list[_Column] | None:
+    """``context_of``'s four columns for the rows ``chosen`` when they are few (fewer than
+    one in ``_FEW`` of the outputs with mentions), or ``None`` for the way that suits all.
+
+    No row order is kept here (no inverse order, no dict per rank): each group's keys
+    (group, day and score key in their bits) are sorted once, in 32 bits where they fit,
+    and each asked output's figures are found by binary searches in them. Where every
+    score has at most six decimals, a score's key is its integer millionths (``round(score
+    * 1e6)``, which keep the scores' order and ties) less the least, over their greatest
+    common divisor (10,000 for scores of two decimals), so nothing has to be ranked;
+    otherwise the keys are the scores' dense ranks. ``None`` where the millionths could
+    add up past ``_EXACT`` or a group's keys would not fit in 62 bits.
+    """
+    mentioned = table.mentions > 0
+    ranked = np.flatnonzero(mentioned)
+    everyone = len(ranked)
+    picked = mentioned[chosen]
+    slots = np.flatnonzero(picked)
+    queries = np.searchsorted(ranked, chosen[picked])  # their places among the ranked
+    if len(queries) * _FEW >= everyone:
+        return None
+    scores = table.scores[ranked]
+    units = scores * _UNIT
+    np.rint(units, out=units)  # round(score * _UNIT), half to even as Python rounds
+    least, most = float(units.min()), float(units.max())
+    if not max(-least, most) * everyone < _EXACT and not float(np.abs(units).sum()) < _EXACT:
+        return None
+    keys: NDArray[Any]
+    millionths: Callable[[NDArray[Any]], IntArray]  # of the scores of keys
+    ordered: FloatArray | None = None  # the scores sorted
+    above = units / _UNIT
+    if np.array_equal(above, scores):  # none has more than six decimals
+        np.subtract(units, least, out=above)  # whole numbers, below _EXACT
+        step = int(np.gcd.reduce(above.astype(np.int64))) or 1  # 10,000 for two decimals
+        if step > 1:
+            above /= step  # exact: each is a multiple of step
+        bits = int(above.max()).bit_length()
+        keys = _narrow(above, 1 << bits)
+
+        def millionths(key: NDArray[Any]) -> IntArray:
+            found = key.astype(np.int64)
+            found *= step
+            found += int(least)
+            return found
+
+    else:
+        keys, distinct, ordered = _ranks(scores)
+        bits = (distinct - 1).bit_length()
+        fresh = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+        millionths = np.rint(ordered[fresh] * _UNIT).astype(np.int64).__getitem__
+    venues, days = table.venues[ranked], table.days[ranked]
+    aged = np.flatnonzero(days != ContextTable.NO_DAY)
+    aged_days = days[aged]
+    width = 1
+    if len(aged):
+        width = int(aged_days.max()) - int(aged_days.min()) + 2 * AGE_WINDOW_DAYS + 1
+    if (len(table.venue_names) + 1) * width << bits >= 2**62:
+        return None
+    size = len(chosen)
+    whole, venue, age, venue_age = _Column(size), _Column(size), _Column(size), _Column(size)
+
+    if 1 << bits <= 4 * everyone:  # the scores sorted from how many have each key
+        tallies = np.bincount(keys, minlength=1 << bits)
+        if ordered is None:
+            held = np.flatnonzero(tallies)
+            ordered = np.repeat(millionths(held) / _UNIT, tallies[held])
+        up_to = np.concatenate(([0], np.cumsum(tallies)))
+        below, up_to = up_to[keys[queries]], up_to[keys[queries] + 1]
+    else:
+        ordered = np.sort(scores)
+        target = scores[queries]
+        below, up_to = _search(ordered, target, target, target, sides=("left", "right"))
+    whole.put(
+        slots,
+        np.full(len(queries), everyone, np.int64),
+        np.full(len(queries), _tidy(_sum_in_order(ordered) / everyone)),
+        below,
+        up_to,
+    )
+
+    with_venue = venues[queries] >= 0
+    dated = days[queries] != ContextTable.NO_DAY
+    venue.lack(slots[~with_venue], NO_VENUE)
+    at = queries[with_venue]
+    grouped = _pack(venues, keys, bits, len(table.venue_names))  # no venue (-1) first
+    asked = venues[at].astype(np.int64) << bits
+    mine = asked | keys[at]
+    start, end, below, up_to = _search(grouped, mine, asked, asked + (1 << bits), mine, mine + 1)
+    totals = _venue_totals(scores, venues + 1, len(table.venue_names) + 1)  # 0: no venue
+    venue.put(
+        slots[with_venue],
+        end - start,
+        _round_places(totals[venues[at] + 1] / (end - start), 6),
+        below - start,
+        up_to - start,
+    )
+
+    age.lack(slots[~dated], NO_DATE)
+    age.put(
+        slots[dated],
+        *_aged_windows(
+            aged_days,
+            keys[aged],
+            bits,
+            units[aged],
+            np.searchsorted(aged, queries[dated]),
+        ),
+    )
+
+    venue_age.lack(slots[~with_venue], NO_VENUE)
+    venue_age.lack(slots[with_venue & ~dated], NO_DATE)
+    at = queries[with_venue & dated]
+    members = _near(venues, days, aged, aged_days, at, len(table.venue_names))
+    venue_age.put(
+        slots[with_venue & dated],
+        *_searched_windows(
+            venues[members],
+            days[members],
+            keys[members],
+            bits,
+            millionths,
+            np.searchsorted(members, at),
+        ),
+    )
+    return [whole, venue, age, venue_age]
+
+
+def _near(
+    venues: NDArray[Any],
+    days: NDArray[Any],
+    aged: IntArray,
+    day: NDArray[Any],
+    asked: IntArray,
+    size: int,
+) -> IntArray:
+    """The rows of ``aged`` (rows with a date, ``day``) that the windows of similar age
+    within their venue of the rows ``asked`` can reach, and a few more: those of one of
+    their venues (``size`` venues) published in a bucket of ``_BLOCK_DAYS`` days that one
+    of those windows reaches. When the buckets would outnumber the rows, those of their
+    venues."""
+    if not len(asked):
+        return asked
+    span = AGE_WINDOW_DAYS
+    first = int(day.min())
+    buckets = ((int(day.max()) - first + span) >> _BLOCK_BITS) + 2
+    cells = (size + 1) * buckets + 1  # venue -1 (none) has the first buckets, never reached
+    if cells > 4 * len(aged) or cells >= 2**31:
+        wanted = np.zeros(size + 1, bool)  # the last is "no venue" (-1)
+        wanted[venues[asked]] = True
+        kept: IntArray = aged[wanted[venues[aged]]]
+        return kept
+    base = (venues[asked].astype(np.int64) + 1) * buckets
+    reached = np.zeros(cells, np.int32)
+    np.add.at(reached, base + (np.maximum(days[asked] - first - span, 0) >> _BLOCK_BITS), 1)
+    np.add.at(reached, base + ((days[asked] - first + span) >> _BLOCK_BITS) + 1, -1)
+    np.cumsum(reached, out=reached)  # the last bucket's -1 is still in its venue's
+    cell = venues[aged].astype(np.int32, copy=False)  # fewer than 2**31 cells
+    cell *= buckets
+    bucket = day - (first - (buckets << _BLOCK_BITS))  # + buckets: venue v's start at v + 1
+    bucket >>= _BLOCK_BITS
+    cell += bucket
+    return aged[(reached > 0)[cell]]
+
+
+def _pack(
+    high: NDArray[Any], low: NDArray[Any], bits: int, top: int, *, copy: bool = True
+) -> NDArray[Any]:
+    """``high << bits | low`` sorted, for ``low`` below ``1 << bits`` and ``high`` at most
+    ``top``, in 32 bits where ``top + 1 << bits`` fits them (which sort and search faster).
+    In one array (``high`` itself if of that type and not ``copy``): large temporary
+    arrays cost more than the arithmetic."""
+    packed = _narrow(high, top + 1 << bits, copy=copy)
+    packed <<= bits
+    packed |= low
+    packed.sort()
+    return packed
+
+
+def _narrow(values: NDArray[Any], bound: int, *, copy: bool = False) -> NDArray[Any]:
+    """``values`` (all below ``bound``, above ``-bound``) in 32 bits if ``bound`` fits."""
+    return values.astype(np.int32 if bound <= 2**31 else np.int64, copy=copy)
+
+
+def _search(
+    keys: NDArray[Any],
+    by: NDArray[Any],
+    *needles: NDArray[Any],
+    sides: Sequence[Literal["left", "right"]] = (),
+) -> list[IntArray]:
+    """``np.searchsorted(keys, n, side)`` of each of ``needles`` (on the left unless
+    ``sides`` says), searched in the order of ``by``, in which every one of them is to be
+    sorted: much faster in large ``keys`` than in no order."""
+    order = np.argsort(by)
+    results = []
+    chosen: Sequence[Literal["left", "right"]] = sides or ["left"] * len(needles)
+    for needle, side in zip(needles, chosen, strict=True):
+        found = np.empty(len(order), np.int64)
+        found[order] = np.searchsorted(keys, needle[order].astype(keys.dtype, copy=False), side)
+        results.append(found)
+    return results
+
+
+def _searched_windows(
+    groups: NDArray[Any],
+    days: NDArray[Any],
+    keys: NDArray[Any],
+    bits: int,
+    millionths: Callable[[NDArray[Any]], IntArray],
+    at: IntArray,
+) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+    """``_windowed`` of the rows ``at`` (``keys`` of at most ``bits`` bits in the scores'
+    order, whose scores' millionths ``millionths`` gives), from the rows' keys sorted by
+    group, day and key, searched."""
+    empty = np.empty(0, np.int64)
+    if not len(at):
+        return empty, np.empty(0), empty, empty
+    span = AGE_WINDOW_DAYS
+    first = int(days.min())
+    width = int(days.max()) - first + 2 * span + 1  # windows never reach the next group
+    spots = groups.astype(np.int64)
+    spots *= width
+    spots += days
+    spots -= first - span
+    asked = spots[at]
+    packed = _pack(spots, keys, bits, int(spots.max()) + span + 1, copy=False)
+    key = packed & ((1 << bits) - 1)
+    low, high = _search(packed, asked, (asked - span) << bits, (asked + span + 1) << bits)
+    below, equal = _count_below(packed >> bits, key, 1 << bits, low, high, keys[at])
+    count = high - low
+    sums = np.concatenate(([0], np.cumsum(millionths(key))))  # exact: below _EXACT
+    return count, _round_places((sums[high] - sums[low]) / _UNIT / count, 6), below, below + equal
+
+
+def _aged_windows(
+    days: NDArray[Any], keys: NDArray[Any], bits: int, units: FloatArray, at: IntArray
+) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+    """``_searched_windows`` in one group (similar age; ``units`` are the rows' millionths).
+
+    Counts and totals per day add up to each window's. The scores below and equal are
+    counted by binary searches (``_segment_counts``) in the whole blocks of ``_BLOCK_DAYS``
+    days in a window (the rows sorted by block and key) and in each day at either end that
+    no whole block covers (the rows sorted by day and key): some seventeen segments for a
+    window of 85 days, where ``_count_below``'s day by day way searches 85.
+    """
+    empty = np.empty(0, np.int64)
+    if not len(at):
+        return empty, np.empty(0), empty, empty
+    span = AGE_WINDOW_DAYS
+    first = int(days.min())
+    width = int(days.max()) - first + 2 * span + 1
+    day = days - (first - span)
+    rows = np.concatenate(([0], np.cumsum(np.bincount(day, minlength=width))))
+    asked = day[at]
+    start, stop = asked - span, asked + span + 1  # days start..stop-1
+    low, high = rows[start], rows[stop]
+    block = _BLOCK_DAYS
+    head = -(-start // block)  # the whole blocks head..tail-1
+    tail = np.maximum(stop // block, head)
+    whole = head < tail
+    ends = np.concatenate((np.where(whole, head * block, stop), stop))
+    begins = np.concatenate((start, np.where(whole, tail * block, stop)))
+    targets = keys[at]
+    count = len(at)
+    by_day = _pack(day, keys, bits, width)
+    below, equal = _segment_counts(
+        by_day, 1 << bits, rows, begins, ends, np.concatenate((targets, targets))
+    )
+    by_block = _pack(day >> _BLOCK_BITS, keys, bits, width >> _BLOCK_BITS, copy=False)
+    in_blocks = _segment_counts(by_block, 1 << bits, rows[::block], head, tail, targets)
+    below = below[:count] + below[count:] + in_blocks[0]
+    equal = equal[:count] + equal[count:] + in_blocks[1]
+    totals = np.concatenate(([0.0], np.cumsum(np.bincount(day, units, width))))  # exact
+    mean = _round_places((totals[stop] - totals[start]) / _UNIT / (high - low), 6)
+    return high - low, mean, below, below + equal
 
 
 _MISSING = (NO_MENTIONS, NO_VENUE, NO_DATE)  # a column's count of 0, -1, -2 says why
@@ -820,7 +1131,11 @@ def _runs(keys: IntArray) -> tuple[IntArray, IntArray]:
 
 
 def _sum_in_order(values: FloatArray) -> float:
-    """Python's ``sum`` of the values in their order (iterating a memoryview gives floats)."""
+    """Python's ``sum`` of the values in their order: numpy's running sum where that adds
+    up as Python does (``_ONE_BY_ONE``; plus 0.0, as Python starts from 0 and so never
+    ends on -0.0), else Python's own (iterating a memoryview gives floats)."""
+    if _ONE_BY_ONE and len(values):
+        return float(np.cumsum(values)[-1]) + 0.0
     return float(sum(cast("Iterable[Any]", values.data)))
 
 
@@ -831,9 +1146,10 @@ def _order(keys: IntArray) -> tuple[IntArray, IntArray]:
     argsort, and stable, when that fits in 63 bits.
     """
     count = len(keys)
-    if count and (int(keys.max()) + 1) * count < 2**63:
-        ordered, order = np.divmod(np.sort(keys * count + np.arange(count)), count)
-        return order, ordered
+    shift = count.bit_length()
+    if count and (int(keys.max()) + 1) << shift < 2**63:
+        packed = np.sort(keys.astype(np.int64) << shift | np.arange(count))
+        return packed & ((1 << shift) - 1), packed >> shift
     order = np.argsort(keys, kind="stable")
     return order, keys[order]
 
@@ -865,18 +1181,48 @@ def _venue_counts(
         where[members] = np.arange(len(members))
         at = place[where[queries]]
         count, below, up_to = (last - first)[at], (starts - first)[at], (ends - first)[at]
-    # A venue's scores are added up in row order, as ``context`` added them in input order.
+    means = _venue_means(scores[members], codes, len(wanted))
+    return count, means[venues[queries]], below, up_to
+
+
+def _venue_means(scores: FloatArray, codes: NDArray[Any], size: int) -> FloatArray:
+    """The mean of each venue's scores (``codes`` says whose each one is; ``size`` venues,
+    0.0 for one with none), of their ``_venue_totals``."""
+    tallies = np.bincount(codes, minlength=size)
+    held = np.flatnonzero(tallies)
+    means = np.zeros(size)
+    means[held] = _round_places(_venue_totals(scores, codes, size)[held] / tallies[held], 6)
+    return means
+
+
+def _venue_totals(scores: FloatArray, codes: NDArray[Any], size: int) -> FloatArray:
+    """The total of each venue's scores (``codes`` says whose each one is; ``size`` venues,
+    0.0 for one with none), added up in row order as ``context`` added them in input order:
+    where Python adds one by one (``_ONE_BY_ONE``), as ``np.bincount`` adds each weight to
+    its bin in turn from 0.0."""
+    if _ONE_BY_ONE:
+        return cast("FloatArray", np.bincount(codes, weights=scores, minlength=size))
     in_order, grouped_codes = _order(codes)
-    grouped = scores[members][in_order]
+    grouped = scores[in_order]
     edges = np.flatnonzero(grouped_codes[1:] != grouped_codes[:-1]) + 1
-    bounds = np.concatenate(([0], edges, [len(members)])).tolist()
+    bounds = np.concatenate(([0], edges, [len(codes)])).tolist()
+    totals = np.zeros(size)
+    if len(codes):
+        totals[grouped_codes[bounds[:-1]]] = [
+            _sum_in_order(grouped[a:b]) for a, b in itertools.pairwise(bounds)
+        ]
+    return totals
+    in_order, grouped_codes = _order(codes)
+    grouped = scores[in_order]
+    edges = np.flatnonzero(grouped_codes[1:] != grouped_codes[:-1]) + 1
+    bounds = np.concatenate(([0], edges, [len(codes)])).tolist()
     totals = np.array(
         [_sum_in_order(grouped[a:b]) for a, b in itertools.pairwise(bounds) if b > a], np.float64
     )
-    heads = grouped_codes[bounds[:-1]] if len(members) else np.empty(0, np.int64)
-    means = np.zeros(len(wanted))
+    heads = grouped_codes[bounds[:-1]] if len(codes) else np.empty(0, np.int64)
+    means = np.zeros(size)
     means[heads] = _round_places(totals / np.diff(bounds)[: len(totals)], 6)
-    return count, means[venues[queries]], below, up_to
+    return means
 
 
 def _windowed(
@@ -948,13 +1294,19 @@ def _count_below(
 
     ``keys`` (sorted) say which day of which group a row is; each window is whole days.
     """
-    days = np.concatenate(([0], np.cumsum(keys[1:] != keys[:-1])))
-    first, last = days[low], days[high - 1] + 1
     levels = max(1, (distinct - 1).bit_length())
     costs = {
         "rows": _COSTS["rows"] * float((high - low).sum()),
-        "days": _COSTS["days"] * float((last - first).sum()),
         "levels": _COSTS["levels"] * levels * (len(ranks) + len(low)),
+    }
+    if costs["rows"] <= min(_COSTS["days"] * len(low), costs["levels"]):
+        return _row_counts(ranks, low, high, targets)  # cheaper than a day per window
+    days = np.concatenate(([0], np.cumsum(keys[1:] != keys[:-1])))
+    first, last = days[low], days[high - 1] + 1
+    costs = {
+        "rows": costs["rows"],
+        "days": _COSTS["days"] * float((last - first).sum()),
+        "levels": costs["levels"],
     }
     cheapest = min(costs, key=costs.__getitem__)
     if cheapest == "rows":
@@ -1003,27 +1355,42 @@ def _day_counts(
     last: IntArray,
     targets: IntArray,
 ) -> tuple[IntArray, IntArray]:
-    """``_count_below`` by a binary search in each day ``first..last-1`` of each window.
-
-    Rows are sorted by day and rank, so ``day * distinct + rank`` is sorted, and the rows
-    of day ``d`` below rank ``r`` end where ``d * distinct + r`` would go. The searches go
-    faster in sorted order: each carries its query's number in its low digits to be sorted.
-    """
-    keys = days * distinct + ranks
+    """``_count_below`` by a binary search in each day ``first..last-1`` of each window:
+    rows are sorted by day and rank, so ``day * distinct + rank`` is sorted."""
     starts = np.flatnonzero(np.concatenate(([True], days[1:] != days[:-1])))
+    return _segment_counts(days * distinct + ranks, distinct, starts, first, last, targets)
+
+
+def _segment_counts(
+    keys: IntArray,
+    distinct: int,
+    starts: IntArray,
+    first: IntArray,
+    last: IntArray,
+    targets: IntArray,
+) -> tuple[IntArray, IntArray]:
+    """How many rows are below each target and how many equal it in the segments
+    ``first..last-1`` (none where ``last <= first``), by a binary search in each.
+
+    ``keys`` (sorted) are ``segment * distinct + rank`` and segment ``s`` starts at row
+    ``starts[s]``, so its rows below rank ``r`` end where ``s * distinct + r`` would go.
+    The searches go faster in sorted order: each carries its query's number in its low
+    digits to be sorted.
+    """
     below = np.empty(len(first), np.int64)
     equal = np.empty(len(first), np.int64)
-    sizes = last - first
+    sizes = np.maximum(last - first, 0)
     for part in _passes(sizes):
         taken = len(sizes[part])
         owner = np.repeat(np.arange(taken), sizes[part])
-        day = np.arange(len(owner)) - np.repeat(np.cumsum(sizes[part]) - sizes[part], sizes[part])
-        needles = (day + first[part][owner]) * distinct + targets[part][owner]
-        if (int(keys[-1]) + 2) * taken < 2**62:
-            packed = np.sort(needles * taken + owner)
-            needles, owner = np.divmod(packed, taken)
-        lower = np.searchsorted(keys, needles, "left")
-        upper = np.searchsorted(keys, needles + 1, "left")
+        step = np.arange(len(owner)) - np.repeat(np.cumsum(sizes[part]) - sizes[part], sizes[part])
+        needles = (step + first[part][owner]) * distinct + targets[part][owner]
+        shift = taken.bit_length()
+        if len(keys) and (int(keys[-1]) + 2) << shift < 2**62:
+            packed = np.sort(needles << shift | owner)
+            needles, owner = packed >> shift, packed & ((1 << shift) - 1)
+        lower = np.searchsorted(keys, needles.astype(keys.dtype, copy=False), "left")
+        upper = np.searchsorted(keys, (needles + 1).astype(keys.dtype, copy=False), "left")
         start = starts[needles // distinct]
         below[part] = np.bincount(owner, weights=lower - start, minlength=taken)
         equal[part] = np.bincount(owner, weights=upper - lower, minlength=taken)
@@ -1041,7 +1408,8 @@ def _wavelet_counts(
     and where the target has a 1, the rows of its range with a 0 are below the target. At
     the end the range holds the rows equal to the target.
     """
-    kind: np.dtype[np.signedinteger[Any]] = np.dtype(np.int32 if len(values) < 2**31 else np.int64)
+    narrow = len(values) < 2**31 and levels < 31
+    kind: np.dtype[np.signedinteger[Any]] = np.dtype(np.int32 if narrow else np.int64)
     current: NDArray[np.signedinteger[Any]] = values.astype(kind)  # narrower is faster
     start, end, goal = low.astype(kind), high.astype(kind), targets.astype(kind)
     below = np.zeros(len(low), kind)
