@@ -530,6 +530,7 @@ def _count_from_totals(
         recent = recent.where(first.source_id.not_in(list(shared)))
     kind_of: dict[str, str] = {}
     result: dict[int, dict[str, list[int]]] = {}
+    numbers_of: dict[tuple[int, str], list[int]] = {}  # the same lists, by output and source
     width = len(cutoffs)
     for rows in driver_rows(connection, [totals.where(total.output_id.in_(c)) for c in chunks]):
         for output_id, source_id, authors in rows:
@@ -538,22 +539,24 @@ def _count_from_totals(
             kind = kind_of.get(source_id)
             if kind is None:
                 kind = kind_of[source_id] = mapping.get(source_id, "other")
-            result.setdefault(output_id, {})[kind] = [authors] * width
+            numbers = numbers_of[output_id, source_id] = [authors] * width
+            result.setdefault(output_id, {})[kind] = numbers
     # A first mention at ``at`` is not before the cutoffs up to bisect_right(rising, at)
     # in rising order: for most, the earliest cutoff alone.
     order = sorted(range(width), key=limits.__getitem__)
     rising = [limits[index] for index in order]
+    after = bisect.bisect_right
     for rows in driver_rows(connection, [recent.where(first.output_id.in_(c)) for c in chunks]):
         for output_id, source_id, at in rows:
-            if output_id in skip:
-                continue
-            numbers = result.get(output_id, {}).get(kind_of.get(source_id, ""))
+            numbers = numbers_of.get((output_id, source_id))
             if numbers is None:
+                if output_id in skip:
+                    continue
                 raise RuntimeError(
                     f"no mention total for output {output_id} on {source_id!r}, which has"
                     " first mentions: the store's mention_totals is out of step"
                 )
-            for index in order[: bisect.bisect_right(rising, at)]:
+            for index in order[: after(rising, at)]:
                 numbers[index] -= 1
     # As counted from the first mentions themselves: a kind with no author before the
     # first cutoff has no count, and an output with none has no entry.

@@ -691,20 +691,25 @@ def update_scores(store: Store, profile: Profile, as_of: dt.date | None = None) 
         root = roots(merged)
         kept = sorted(set(members.values()))
         steps.done("changed")
-        run.flags = detect_new_flags(connection, profile, as_of_end(as_of), since.get("match", 0))
-        steps.done("flags")
-        rows = _score_rows(connection, profile, as_of, root, set(members), kept)
-        run.outputs = run.scored = len(rows)
-        steps.done("scores")
-        outputs: dict[int, OutputRow] = {}
-        for start in range(0, len(kept), _LOOKUP_CHUNK):
-            outputs.update(
-                load_outputs(connection, Output.id.in_(kept[start : start + _LOOKUP_CHUNK]))
+        # Hundreds of thousands of small objects, none of them in a cycle (see
+        # ``compute_scores``).
+        with no_collection():
+            run.flags = detect_new_flags(
+                connection, profile, as_of_end(as_of), since.get("match", 0)
             )
-        fresh = _context_inputs(rows, outputs)
-        table = _stored_table(connection, profile, as_of, merged).updated(fresh)
-        contexts = context_of(table, only=kept)
-        steps.done("context")
+            steps.done("flags")
+            rows = _score_rows(connection, profile, as_of, root, set(members), kept)
+            run.outputs = run.scored = len(rows)
+            steps.done("scores")
+            outputs: dict[int, OutputRow] = {}
+            for start in range(0, len(kept), _LOOKUP_CHUNK):
+                outputs.update(
+                    load_outputs(connection, Output.id.in_(kept[start : start + _LOOKUP_CHUNK]))
+                )
+            fresh = _context_inputs(rows, outputs)
+            table = _stored_table(connection, profile, as_of, merged).updated(fresh)
+            contexts = context_of(table, only=kept)
+            steps.done("context")
         _store_scores(connection, profile, as_of, rows, contexts)
         _save_table(connection, profile, as_of, table, ContextTable.from_inputs(fresh))
         _set_meta(connection, _cursor_key(profile, as_of), orjson.dumps(cursor).decode())
