@@ -548,8 +548,8 @@ def _count_from_totals(
     after = bisect.bisect_right
     for rows in driver_rows(connection, [recent.where(first.output_id.in_(c)) for c in chunks]):
         for output_id, source_id, at in rows:
-            numbers = numbers_of.get((output_id, source_id))
-            if numbers is None:
+            found = numbers_of.get((output_id, source_id))
+            if found is None:
                 if output_id in skip:
                     continue
                 raise RuntimeError(
@@ -557,7 +557,7 @@ def _count_from_totals(
                     " first mentions: the store's mention_totals is out of step"
                 )
             for index in order[: after(rising, at)]:
-                numbers[index] -= 1
+                found[index] -= 1
     # As counted from the first mentions themselves: a kind with no author before the
     # first cutoff has no count, and an output with none has no entry.
     for output_id in list(result):
