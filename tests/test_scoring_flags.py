@@ -130,6 +130,15 @@ def test_flags_are_stored_and_a_bot_stops_counting_under_the_default_profile(
     assert other["context"]["all"]["reason"].startswith("no mentions")
 
 
+def _bursts(store: Store) -> list[tuple[int | None, int]]:
+    """The stored burst flags: each flagged event with the burst's number of posts."""
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(ScoreFlag.event_id, ScoreFlag.detail).where(ScoreFlag.kind == "burst")
+        ).all()
+    return sorted((event_id, detail["posts"]) for event_id, detail in rows)
+
+
 def test_an_incremental_run_flags_the_burst_a_new_post_completes(store: Store) -> None:
     """Four posts within the hour are no burst under the default profile (five are); the
     fifth, arriving later, makes one: the incremental run flags the five, not the same
@@ -148,21 +157,14 @@ def test_an_incremental_run_flags_the_burst_a_new_post_completes(store: Store) -
     day = dt.date(2025, 6, 30)
     compute_scores(store, profile, day)
 
-    def bursts() -> list[tuple[int | None, int]]:
-        with store.engine.connect() as connection:
-            rows = connection.execute(
-                select(ScoreFlag.event_id, ScoreFlag.detail).where(ScoreFlag.kind == "burst")
-            ).all()
-        return sorted((event_id, detail["posts"]) for event_id, detail in rows)
-
-    assert bursts() == []
+    assert _bursts(store) == []
     burst.append(b.event(output, "twitter", author, at("2025-01-01", 10, 40))[0])
     run = update_scores(store, profile, day)
     assert (run.scored, run.flags) == (1, 5)
-    assert bursts() == [(event_id, 5) for event_id in sorted(burst)]
+    assert _bursts(store) == [(event_id, 5) for event_id in sorted(burst)]
     incremental = read_score(store, output, "default", day)
     compute_scores(store, profile, day)
-    assert bursts() == [(event_id, 5) for event_id in sorted(burst)]
+    assert _bursts(store) == [(event_id, 5) for event_id in sorted(burst)]
     full = read_score(store, output, "default", day)
     assert incremental is not None
     assert full is not None
@@ -182,20 +184,13 @@ def test_an_incremental_run_leaves_deleted_posts_out_of_bursts(store: Store) -> 
     day = dt.date(2025, 6, 30)
     compute_scores(store, profile, day)
 
-    def bursts() -> list[tuple[int | None, int]]:
-        with store.engine.connect() as connection:
-            rows = connection.execute(
-                select(ScoreFlag.event_id, ScoreFlag.detail).where(ScoreFlag.kind == "burst")
-            ).all()
-        return sorted((event_id, detail["posts"]) for event_id, detail in rows)
-
     fifth = b.event(output, "twitter", author, at("2025-01-01", 10, 40))[0]
     assert update_scores(store, profile, day).flags == 0
-    assert bursts() == []
+    assert _bursts(store) == []
     gone_id, gone_key = b.event(output, "twitter", author, at("2025-01-01", 10, 45))
     b.delete_event(gone_key)
     sixth = b.event(output, "twitter", author, at("2025-01-01", 10, 50))[0]
     assert update_scores(store, profile, day).flags == 5
     expected = sorted([earlier[0][0], earlier[2][0], earlier[3][0], fifth, sixth])
     assert gone_id not in expected
-    assert bursts() == [(event_id, 5) for event_id in expected]
+    assert _bursts(store) == [(event_id, 5) for event_id in expected]
