@@ -50,6 +50,7 @@ from reachmeter.scoring.load import (
     author_expr,
     counted_event_filter,
     deleted_event_ids,
+    driver_executemany,
     driver_rows,
 )
 from reachmeter.scoring.profiles import FlagRules, Profile
@@ -581,15 +582,11 @@ def _events_around(
     _periods_table.create(connection, checkfirst=True)
     try:
         connection.execute(_periods_table.delete())
-        mark = "?" if sqlite else "%s"
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(
-                f"INSERT INTO {_periods_table.name} VALUES ({', '.join([mark] * 5)})",  # noqa: S608
-                periods,
-            )
-        finally:
-            cursor.close()
+        driver_executemany(
+            connection,
+            f"INSERT INTO {_periods_table.name} VALUES ({', '.join(['{mark}'] * 5)})",  # noqa: S608
+            periods,
+        )
         period = _periods_table.c
         within = and_(
             EventMatch.output_id == period.output_id,

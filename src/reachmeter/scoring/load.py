@@ -59,6 +59,7 @@ __all__ = [
     "counted_event_filter",
     "counting",
     "deleted_event_ids",
+    "driver_executemany",
     "driver_rows",
     "event_ids_by_key",
     "load_counts",
@@ -426,7 +427,7 @@ def count_range(
             bounds.append(FirstMention.output_id >= low)
         if high is not None:
             bounds.append(FirstMention.output_id < high)
-        result = _count_first_mentions(connection, plan, [bounds])
+        result = _count_first_mentions(connection, plan, *bounds)
     if plan.shared:
         in_shared = EventMatch.source_id.in_(plan.shared)
         selections: list[list[Any]] = [[in_shared]]
@@ -449,11 +450,11 @@ def _chunks(output_ids: Collection[int]) -> list[list[int]]:
 
 
 def _count_first_mentions(
-    connection: Connection, plan: CountPlan, scopes: list[list[Any]]
+    connection: Connection, plan: CountPlan, *scope: Any
 ) -> dict[int, dict[str, list[int]]]:
-    """From ``first_mentions``: per output (each of ``scopes`` a list of conditions that
-    picks some; not those of ``plan.by_author``) and kind (of the sources not
-    ``plan.shared``), the authors first seen before each cutoff.
+    """From ``first_mentions``: per output (those ``scope``'s conditions pick; not those of
+    ``plan.by_author``) and kind (of the sources not ``plan.shared``), the authors first
+    seen before each cutoff.
 
     The database counts the authors before the first cutoff per output and source; then
     the first mentions on or after the earliest other cutoff are read one by one and taken
@@ -467,7 +468,6 @@ def _count_first_mentions(
     conditions: list[Any] = [first.first_at < cutoffs[0]]
     if shared:
         conditions.append(first.source_id.not_in(list(shared)))
-    kind_of: dict[str, str] = {}
     result: dict[int, dict[str, list[int]]] = {}
     totals = (
         select(first.output_id, first.source_id, func.count())
@@ -475,13 +475,11 @@ def _count_first_mentions(
         .group_by(first.output_id, first.source_id)
     )
     width = len(cutoffs)
-    for rows in driver_rows(connection, [totals.where(*scope) for scope in scopes]):
+    for rows in driver_rows(connection, [totals.where(*scope)]):
         for output_id, source_id, authors in rows:
             if output_id in skip:
                 continue
-            kind = kind_of.get(source_id)
-            if kind is None:
-                kind = kind_of[source_id] = mapping.get(source_id, "other")
+            kind = mapping.get(source_id, "other")
             per_output = result.get(output_id)
             if per_output is None:
                 per_output = result[output_id] = {}
@@ -494,11 +492,11 @@ def _count_first_mentions(
         type_coerce(first.first_at, String) if sqlite else first.first_at,
     ).where(first.first_at >= min(cutoffs[1:]), *conditions)
     later = range(1, width)
-    for rows in driver_rows(connection, [recent.where(*scope) for scope in scopes]):
+    for rows in driver_rows(connection, [recent.where(*scope)]):
         for output_id, source_id, at in rows:
             if output_id in skip:
                 continue
-            numbers = result[output_id][kind_of[source_id]]
+            numbers = result[output_id][mapping.get(source_id, "other")]
             for index in later:
                 if at >= limits[index]:
                     numbers[index] -= 1
@@ -528,7 +526,6 @@ def _count_from_totals(
     if shared:
         totals = totals.where(total.source_id.not_in(list(shared)))
         recent = recent.where(first.source_id.not_in(list(shared)))
-    kind_of: dict[str, str] = {}
     result: dict[int, dict[str, list[int]]] = {}
     numbers_of: dict[tuple[int, str], list[int]] = {}  # the same lists, by output and source
     width = len(cutoffs)
@@ -536,9 +533,7 @@ def _count_from_totals(
         for output_id, source_id, authors in rows:
             if output_id in skip:
                 continue
-            kind = kind_of.get(source_id)
-            if kind is None:
-                kind = kind_of[source_id] = mapping.get(source_id, "other")
+            kind = mapping.get(source_id, "other")
             numbers = numbers_of[output_id, source_id] = [authors] * width
             result.setdefault(output_id, {})[kind] = numbers
     # A first mention at ``at`` is not before the cutoffs up to bisect_right(rising, at)
@@ -567,6 +562,18 @@ def _count_from_totals(
         if not kinds:
             del result[output_id]
     return result
+
+
+def driver_executemany(connection: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run ``sql`` for each of ``rows`` on the driver's own cursor: rows already in storage
+    form skip SQLAlchemy's processing of each value. ``{mark}`` in ``sql`` stands for the
+    driver's placeholder."""
+    mark = "?" if connection.dialect.name == "sqlite" else "%s"
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql.replace("{mark}", mark), rows)
+    finally:
+        cursor.close()
 
 
 def driver_rows(
@@ -598,7 +605,6 @@ def _count_authors(
     sqlite = connection.dialect.name == "sqlite"
     # On SQLite, times are compared in their stored text form, which sorts as they do.
     limits = [storage_time(cut, sqlite) for cut in cutoffs]
-    kind_of: dict[str, str] = {}
     gathering = set(merged.values())  # kept outputs with members: counted at the end
     firsts: dict[int, dict[tuple[str, str], Any]] = defaultdict(dict)
     result: dict[int, dict[str, list[int]]] = {}
@@ -631,9 +637,7 @@ def _count_authors(
                     count(current)
                 current = output_id
             kept = merged.get(output_id, output_id)
-            kind = kind_of.get(source_id)
-            if kind is None:
-                kind = kind_of[source_id] = mapping.get(source_id, "other")
+            kind = mapping.get(source_id, "other")
             key = (kind, author)
             per_output = firsts[kept]
             known = per_output.get(key)

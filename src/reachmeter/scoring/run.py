@@ -37,6 +37,7 @@ from reachmeter.scoring.load import (
     count_by_author,
     count_range,
     counting,
+    driver_executemany,
     event_ids_by_key,
     load_counts,
     load_merged,
@@ -317,8 +318,7 @@ def _store_scores(
     inserting them again.
     """
     sqlite = connection.dialect.name == "sqlite"
-    mark = "?" if sqlite else "%s"
-    columns, marks = ", ".join(_SCORE_COLUMNS), ", ".join([mark] * len(_SCORE_COLUMNS))
+    columns, marks = ", ".join(_SCORE_COLUMNS), ", ".join(["{mark}"] * len(_SCORE_COLUMNS))
     changed = ", ".join(
         f"{column} = excluded.{column}"
         for column in _SCORE_COLUMNS
@@ -332,28 +332,24 @@ def _store_scores(
     now = storage_time(dt.datetime.now(dt.UTC), sqlite)
     name, version = profile.name, profile.version
     dumps = orjson.dumps
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        for start in range(0, len(rows), _CHUNK):
-            batch = [
-                (
-                    row.output_id,
-                    name,
-                    version,
-                    day,
-                    row.score,
-                    row.mentions,
-                    row.breakdown,
-                    dumps(contexts[row.output_id]).decode(),
-                    row.history,
-                    row.flags,
-                    now,
-                )
-                for row in rows[start : start + _CHUNK]
-            ]
-            cursor.executemany(sql, batch)
-    finally:
-        cursor.close()
+    for start in range(0, len(rows), _CHUNK):
+        batch = [
+            (
+                row.output_id,
+                name,
+                version,
+                day,
+                row.score,
+                row.mentions,
+                row.breakdown,
+                dumps(contexts[row.output_id]).decode(),
+                row.history,
+                row.flags,
+                now,
+            )
+            for row in rows[start : start + _CHUNK]
+        ]
+        driver_executemany(connection, sql, batch)
 
 
 def _flag_counts(
