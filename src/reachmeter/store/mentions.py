@@ -55,32 +55,24 @@ def add_first_mentions(connection: Connection, after_match: int | None = None) -
         )
         .group_by(new.c.output_id, new.c.source_id)
     )
-    totals: Any = (postgresql.insert if postgres else sqlite.insert)(MentionTotal).from_select(
-        ["output_id", "source_id", "authors"], fresh
-    )
+    upsert = postgresql.insert if postgres else sqlite.insert
+    earlier = func.least if postgres else func.min  # the smaller of two values
+    totals: Any = upsert(MentionTotal).from_select(["output_id", "source_id", "authors"], fresh)
     connection.execute(
         totals.on_conflict_do_update(
             index_elements=["output_id", "source_id"],
             set_={"authors": MentionTotal.authors + totals.excluded.authors},
         )
     )
-    firsts = _firsts(chosen)
-    columns = ["output_id", "source_id", "author", "first_at"]
-    keys = ["output_id", "source_id", "author"]
-    statement: Any
-    if postgres:
-        pg = postgresql.insert(FirstMention).from_select(columns, firsts)
-        statement = pg.on_conflict_do_update(
-            index_elements=keys,
-            set_={"first_at": func.least(FirstMention.first_at, pg.excluded.first_at)},
+    firsts: Any = upsert(FirstMention).from_select(
+        ["output_id", "source_id", "author", "first_at"], _firsts(chosen)
+    )
+    connection.execute(
+        firsts.on_conflict_do_update(
+            index_elements=["output_id", "source_id", "author"],
+            set_={"first_at": earlier(FirstMention.first_at, firsts.excluded.first_at)},
         )
-    else:
-        lite = sqlite.insert(FirstMention).from_select(columns, firsts)
-        statement = lite.on_conflict_do_update(
-            index_elements=keys,
-            set_={"first_at": func.min(FirstMention.first_at, lite.excluded.first_at)},
-        )
-    connection.execute(statement)
+    )
 
 
 def redo_first_mentions(connection: Connection, triples: Iterable[tuple[int, str, str]]) -> None:
