@@ -88,6 +88,7 @@ def _ingest_child(path: str, db: str, results: Queue[Any]) -> None:
     store = open_store(db)
     started = time.perf_counter()
     summary = ingest_paths(store, [Path(path)])
+    store.wait_for_checkpoints()  # a bulk load leaves its last checkpoint to a thread
     elapsed = time.perf_counter() - started
     store.close()
     own = resource.getrusage(resource.RUSAGE_SELF)

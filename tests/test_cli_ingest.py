@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import orjson
@@ -102,3 +103,42 @@ def test_the_database_url_comes_from_the_environment(
     stats = runner.invoke(app, ["stats", "--json"])
     assert json.loads(stats.stdout)["tables"]["events"] == 3
     assert db.exists()
+
+
+def test_a_large_file_is_read_in_a_forked_process_under_the_progress_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The progress bar runs no thread, so the reading process can be forked (it starts
+    at once, with nothing to import again)."""
+    import reachmeter.reading as reading
+    from reachmeter.reading import process_context
+
+    chosen: list[str] = []
+
+    def recording() -> object:
+        context = process_context()
+        chosen.append(context.get_start_method())
+        return context
+
+    monkeypatch.setattr(reading, "process_context", recording)
+    monkeypatch.setenv("REACHMETER_INGEST_PARALLEL_BYTES", "1")
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {
+                    "id": f"f-{n}",
+                    "subj_id": f"https://x.example/{n}",
+                    "relation_type_id": "discusses",
+                    "obj_id": "https://doi.org/10.5555/forked",
+                    "source_id": "web",
+                    "occurred_at": "2024-03-05T06:07:08Z",
+                }
+            )
+            + b"\n"
+            for n in range(5)
+        )
+    )
+    result = runner.invoke(app, ["ingest", "--db", str(tmp_path / "s.db"), str(path)])
+    assert result.exit_code == 0, result.output
+    assert chosen == ["fork" if sys.platform == "linux" else "spawn"]

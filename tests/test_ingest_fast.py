@@ -4,6 +4,8 @@ the reading process and the storing one."""
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import threading
 from pathlib import Path
 
 import orjson
@@ -12,10 +14,11 @@ from sqlalchemy import select
 
 from reachmeter.ingest import _pack, _unpack
 from reachmeter.ingest.fast import fast_event_row
+from reachmeter.reading import Later
 from reachmeter.records import map_record
 from reachmeter.settings import Settings
 from reachmeter.store import Store
-from reachmeter.store.schema import Event
+from reachmeter.store.schema import Event, Evidence
 from reachmeter.store.writer import PreparedBatch, Quarantine, event_row, storage_time
 
 COLLECTED = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -220,6 +223,9 @@ def test_a_bulk_load_read_in_a_second_process_stores_as_any_other(
     assert (again.stored, again.duplicates, again.quarantined) == (0, 10, 1)
     with sqlite_store.engine.connect() as connection:
         keys = connection.execute(select(Event.event_key).order_by(Event.id)).scalars().all()
+        evidence = connection.execute(
+            select(Event.evidence_id, Evidence.source_id).join(Evidence).distinct()
+        ).all()
         indexes = {
             row[0]
             for row in connection.exec_driver_sql(
@@ -227,6 +233,7 @@ def test_a_bulk_load_read_in_a_second_process_stores_as_any_other(
             )
         }
     assert keys == [f"bulk-{n}" for n in range(10)]
+    assert [source for _, source in evidence] == ["ingest:jsonl"]
     assert {"ix_events_obj", "ix_events_source_occurred"} <= indexes
 
 
@@ -256,3 +263,57 @@ def test_fast_path_trims_shared_names_as_the_general_path() -> None:
         ("discusses", "web", "https://l.example/cc0"),
         ("discusses", "web", None),
     ]
+
+
+def test_batches_prepared_before_the_evidence_id_arrives_are_held_and_given_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reading process starts while the storing one hashes the file for its evidence
+    record: it holds what it prepares meanwhile (three batches at most here), then gives
+    each held event and correction the id, and sends all in the file's order."""
+    import reachmeter.ingest as ingest
+
+    monkeypatch.setattr(ingest, "_MAX_HELD_BATCHES", 3)
+    held: list[int] = []
+    give = ingest._with_evidence
+
+    def spy(batch: PreparedBatch, evidence_id: int) -> PreparedBatch:
+        held.append(batch.evidence_id)
+        return give(batch, evidence_id)
+
+    monkeypatch.setattr(ingest, "_with_evidence", spy)
+    records = [
+        {
+            "id": f"e-{n}",
+            "subj_id": f"https://x.example/{n}",
+            "relation_type_id": "discusses",
+            "obj_id": "https://doi.org/10.5555/held",
+            "source_id": "web",
+            "occurred_at": "2024-03-05T06:07:08Z",
+        }
+        for n in range(9)
+    ]
+    records[2] |= {"updated": "deleted", "updated_date": "2024-04-01T00:00:00Z"}
+    path = tmp_path / "held.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+    arguments = {
+        "path": path,
+        "file_format": "jsonl",
+        "sqlite": True,
+        "collected_at": COLLECTED,
+        "batch_size": 2,
+        "max_line_bytes": 1_000_000,
+    }
+    ours, theirs = multiprocessing.Pipe()
+    sender = threading.Timer(0.5, ours.send, (42,))
+    sender.start()
+    try:
+        batches = [_unpack(message) for message in ingest._packed_batches(Later(theirs), arguments)]
+    finally:
+        sender.join()
+    assert held == [0, 0, 0]
+    assert [batch.evidence_id for batch in batches] == [42] * 5
+    assert [row[12] for batch in batches for row in batch.events] == [42] * 9
+    assert [row[1] for batch in batches for row in batch.events] == [f"e-{n}" for n in range(9)]
+    corrections = [row for batch in batches for row in batch.corrections]
+    assert [(row[1], row[2], row[6]) for row in corrections] == [("e-2", "deleted", 42)]

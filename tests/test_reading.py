@@ -3,13 +3,17 @@ here, and the importing process receiving ahead of need so that the reader is no
 
 from __future__ import annotations
 
+import gc
+import sys
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reachmeter.reading import items_from_process
+from reachmeter.reading import Later, items_from_process, process_context
 
 BIG = 256 * 1024  # larger than a pipe's buffer: each item is sent only as it is received
 
@@ -35,6 +39,49 @@ def _marked(first: str, count: int) -> Iterator[bytes]:
 def test_items_arrive_in_order(ahead: int) -> None:
     items = items_from_process(_numbers, (500,), lambda: 7, ahead=ahead)
     assert list(items) == list(range(7, 507))
+
+
+def test_the_process_is_forked_only_while_this_thread_is_alone() -> None:
+    """A fork would copy a lock that another thread holds, held: with a second thread
+    running, the process is spawned instead (and works the same)."""
+    alone = "fork" if sys.platform == "linux" else "spawn"
+    assert process_context().get_start_method() == alone
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert process_context().get_start_method() == "spawn"
+        assert list(items_from_process(_numbers, (3,), lambda: 7, ahead=2)) == [7, 8, 9]
+    finally:
+        release.set()
+        other.join()
+    assert process_context().get_start_method() == alone
+
+
+def _started_early(later: Later[int], marks: str) -> Iterator[int]:
+    Path(marks).write_text("started")
+    value = later.get()
+    yield from range(value, value + 3)
+
+
+@pytest.mark.parametrize("ahead", [0, 3])
+def test_with_later_the_process_works_before_the_first_value_is_ready(
+    tmp_path: Path, ahead: int
+) -> None:
+    """``first()`` here returns only once the process has started its work, which it can
+    do only if it need not wait for the value first."""
+    marks = tmp_path / "marks.txt"
+
+    def first() -> int:
+        deadline = time.monotonic() + 20
+        while not marks.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError("the process waited for the first value")
+            time.sleep(0.02)
+        return 7
+
+    items = items_from_process(_started_early, (str(marks),), first, ahead=ahead, later=True)
+    assert list(items) == [7, 8, 9]
 
 
 @pytest.mark.parametrize("ahead", [0, 3])
@@ -86,3 +133,28 @@ def test_closing_early_stops_the_reading_process(tmp_path: Path) -> None:
     stopped = _sent(marks)
     time.sleep(0.5)
     assert _sent(marks) == stopped < 1000
+
+
+class _Box:
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+
+def _boxes(first: int, count: int) -> Iterator[_Box]:
+    for number in range(first, first + count):
+        yield _Box(number)
+
+
+@pytest.mark.parametrize("ahead", [0, 2])
+def test_an_item_handed_over_is_not_kept_here(ahead: int) -> None:
+    """The consumer may grow what it was given (a bulk load joins batches into the first):
+    once it lets go, nothing here holds on to it."""
+    items = items_from_process(_boxes, (5,), lambda: 0, ahead=ahead)
+    first = next(items)
+    assert first.number == 0
+    given = weakref.ref(first)
+    del first
+    assert next(items).number == 1
+    gc.collect()
+    assert given() is None
+    items.close()

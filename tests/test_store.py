@@ -88,6 +88,40 @@ def test_a_write_can_leave_its_checkpoint_to_a_thread(
         store.close()
 
 
+def test_checkpoints_wait_for_the_end_of_a_deferred_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within ``checkpoints_deferred`` a commit copies the log into the database file only
+    past the larger threshold (2,000 pages here); one checkpoint starts on leaving, and
+    commits after it copy past SQLite's 1,000 again."""
+    import reachmeter.store
+
+    monkeypatch.setattr(reachmeter.store, "_DEFERRED_CHECKPOINT_PAGES", 2000)
+    path = tmp_path / "d.db"
+    store = open_store(path)
+    started: list[str] = []
+    monkeypatch.setattr(store, "_checkpoint", lambda: started.append("checkpoint"))
+    size = path.stat().st_size
+    try:
+        with store.checkpoints_deferred():
+            sizes = []
+            for first in (0, 3000):  # two commits of about 1,500 pages each
+                with store.begin() as connection:
+                    threshold = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+                    assert threshold == 2000
+                    for number in range(first, first + 3000):
+                        connection.execute(insert(Meta), {"key": f"k{number}", "value": "x" * 2000})
+                sizes.append(path.stat().st_size)
+            assert started == []
+        assert sizes[0] == size  # 1,500 pages: all still in the log
+        assert sizes[1] > size + 12_000_000  # 3,000: copied at the commit
+        assert started == ["checkpoint"]
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    finally:
+        store.close()
+
+
 def _write_events(path: Path, count: int) -> None:
     with path.open("wb") as handle:
         for number in range(count):

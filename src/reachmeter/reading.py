@@ -1,7 +1,11 @@
-"""A producer run in a second (spawned) process, what it yields streamed back to this one.
+"""A producer run in a second process, what it yields streamed back to this one.
 
 Large imports read and prepare a file in that process while this one stores what it has
 sent, so the two use both cores (two threads would take turns on the interpreter lock).
+
+On Linux, when this process runs no other thread, the second process is forked: it starts
+at once with every module already imported. Otherwise it is spawned, and imports what it
+needs again (a second or more).
 """
 
 from __future__ import annotations
@@ -10,14 +14,18 @@ import contextlib
 import gc
 import multiprocessing
 import queue
+import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.context import ForkContext, SpawnContext
+from typing import Any, Generic, TypeVar
 
-__all__ = ["ReadingProcessError", "items_from_process"]
+__all__ = ["Later", "ReadingProcessError", "items_from_process"]
 
 _ITEM, _END, _ERROR = 0, 1, 2
+_T = TypeVar("_T")
+_MISSING: Any = object()
 
 
 class ReadingProcessError(RuntimeError):
@@ -25,14 +33,42 @@ class ReadingProcessError(RuntimeError):
     could not be sent back whole."""
 
 
-def _run(channel: Connection, produce: Callable[..., Iterator[Any]], args: tuple[Any, ...]) -> None:
-    """Reading process: wait for the first value, then send what ``produce`` yields."""
+class Later(Generic[_T]):
+    """In the reading process, the value that ``first()`` gives in the importing process,
+    which arrives while the reading process already works."""
+
+    def __init__(self, channel: Connection) -> None:
+        self._channel = channel
+        self._value: _T = _MISSING
+
+    def ready(self) -> bool:
+        """Whether the value has arrived (never waits)."""
+        if self._value is _MISSING and self._channel.poll():
+            self._value = self._channel.recv()
+        return self._value is not _MISSING
+
+    def get(self) -> _T:
+        """The value, waiting for it if need be."""
+        if self._value is _MISSING:
+            self._value = self._channel.recv()
+        return self._value
+
+
+def _run(
+    channel: Connection, produce: Callable[..., Iterator[Any]], args: tuple[Any, ...], later: bool
+) -> None:
+    """Reading process: send what ``produce`` yields, given the first value (or, with
+    ``later``, a ``Later`` that gives it)."""
     gc.disable()  # imports make many short-lived acyclic objects; no cycles worth collecting
     try:
-        try:
-            first = channel.recv()
-        except EOFError:  # the importing process gave up before it could send it
-            return
+        first: Any
+        if later:
+            first = Later(channel)
+        else:
+            try:
+                first = channel.recv()
+            except EOFError:  # the importing process gave up before it could send it
+                return
         for item in produce(first, *args):
             channel.send((_ITEM, item))
         channel.send((_END, None))
@@ -58,28 +94,48 @@ def items_from_process(
     first: Callable[[], Any],
     *,
     ahead: int = 0,
+    later: bool = False,
 ) -> Iterator[Any]:
-    """What ``produce(first(), *args)`` yields, run in a spawned process, in order.
+    """What ``produce(first(), *args)`` yields, run in a second process, in order.
 
-    ``produce`` must be a module-level function (the process imports it by name).
+    ``produce`` must be a module-level function (a spawned process imports it by name).
     ``first()`` runs here while that process starts. An exception raised there is raised
     here, the same one when it can be pickled; a process that dies, or is killed, raises
     ``ReadingProcessError``. Closing the iterator early stops the process.
+
+    With ``later``, ``produce`` is given a ``Later`` instead of the value, so that it can
+    start work before ``first()`` returns here. Nothing is received here until then.
 
     With ``ahead``, a thread here receives up to that many items before they are asked
     for, so the reading process goes on while this one works on what it has (without it,
     the process waits, its next item unsent, until this one asks for it).
     """
-    items = _received(produce, args, first)
+    items = _received(produce, args, first, later)
     return _read_ahead(items, ahead) if ahead > 0 else items
 
 
+def process_context() -> ForkContext | SpawnContext:
+    """Fork where it is safe and spawn elsewhere.
+
+    A forked process copies this one as it is, so it needs no imports. But a lock held by
+    another thread of this one would be copied held, and never released. So fork only
+    runs on Linux (macOS frameworks are not fork-safe) and while this thread is the only
+    one.
+    """
+    if sys.platform == "linux" and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
 def _received(
-    produce: Callable[..., Iterator[Any]], args: tuple[Any, ...], first: Callable[[], Any]
+    produce: Callable[..., Iterator[Any]],
+    args: tuple[Any, ...],
+    first: Callable[[], Any],
+    later: bool,
 ) -> Generator[Any, None, None]:
-    context = multiprocessing.get_context("spawn")
+    context = process_context()
     ours, theirs = context.Pipe()
-    child = context.Process(target=_run, args=(theirs, produce, args), daemon=True)
+    child = context.Process(target=_run, args=(theirs, produce, args, later), daemon=True)
     child.start()
     theirs.close()
     try:
@@ -106,7 +162,18 @@ def _received(
 
 
 def _read_ahead(items: Generator[Any, None, None], ahead: int) -> Iterator[Any]:
-    """``items`` in order, taken from them by a thread up to ``ahead`` items in advance."""
+    """``items`` in order, taken from them by a thread up to ``ahead`` items in advance.
+
+    The first item is taken in the caller's thread, so the process starts from there
+    (``process_context``), before the thread does.
+    """
+    try:
+        head = next(items)
+    except StopIteration:
+        return
+    except BaseException:
+        items.close()
+        raise
     waiting: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
@@ -133,6 +200,8 @@ def _read_ahead(items: Generator[Any, None, None], ahead: int) -> Iterator[Any]:
     thread = threading.Thread(target=pump, name="read-ahead", daemon=True)
     thread.start()
     try:
+        yield head
+        del head  # the consumer may keep growing it (joined batches): not held here
         while True:
             kind, item = waiting.get()
             if kind == _END:

@@ -48,10 +48,12 @@ def open_cli_store(db: str | Path | None) -> Store:
         raise typer.Exit(2) from exc
 
 
-def progress_bar(counter: str) -> Progress:
+def progress_bar(counter: str, *, auto_refresh: bool = True) -> Progress:
     """The progress bar of long commands, on stderr: description, bar, ``counter``, time.
 
     ``counter`` is a Rich format for the count column, e.g. ``"{task.completed:,} records"``.
+    Without ``auto_refresh`` it runs no thread of its own and is redrawn as it is updated
+    (so a reading process can be forked: ``reachmeter.reading``).
     """
     return Progress(
         SpinnerColumn(),
@@ -61,4 +63,5 @@ def progress_bar(counter: str) -> Progress:
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        auto_refresh=auto_refresh,
     )

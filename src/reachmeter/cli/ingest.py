@@ -36,10 +36,14 @@ def ingest(
         )
         raise typer.Exit(2)
     store = open_cli_store(db)
-    with progress_bar("{task.completed:,} records") as bar:
+    # Redrawn at each batch, with no thread: a large file's reading process is forked.
+    with progress_bar("{task.completed:,} records", auto_refresh=False) as bar:
         task = bar.add_task("ingesting", total=None)
         summary = ingest_paths(
-            store, paths, fmt=fmt, progress=lambda done: bar.update(task, completed=done)
+            store,
+            paths,
+            fmt=fmt,
+            progress=lambda done: bar.update(task, completed=done, refresh=True),
         )
     for problem in summary.problems[:20]:
         where = f"{problem.origin}:{problem.line}" if problem.line else problem.origin

@@ -185,10 +185,11 @@ def import_counter_command(
 ) -> None:
     """Import COUNTER R5 / R5.1 reports (JSON, TSV, CSV, Excel); each whole or not at all."""
     store = open_cli_store(db)
-    with progress_bar("{task.completed:,} observations") as bar:
+    # Redrawn as it goes, with no thread: a large report's reading process is forked.
+    with progress_bar("{task.completed:,} observations", auto_refresh=False) as bar:
         task = bar.add_task("importing", total=None)
         summary = import_counter(
-            store, paths, progress=lambda done: bar.update(task, completed=done)
+            store, paths, progress=lambda done: bar.update(task, completed=done, refresh=True)
         )
     table = Table(title="COUNTER import")
     for column in ("file", "report", "status", "rows", "stored", "duplicates"):

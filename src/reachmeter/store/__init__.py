@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 # SQLite's own threshold for copying the write-ahead log into the database file at a
 # commit (its default, which every other connection keeps).
 _AUTOCHECKPOINT_PAGES = 1000
+# The threshold within ``checkpoints_deferred``: 256 MiB of 4 KiB pages. Pages that every
+# transaction of a bulk load rewrites (a unique index's) are copied once per checkpoint,
+# so fewer checkpoints copy far less; the log stays bounded all the same.
+_DEFERRED_CHECKPOINT_PAGES = 65536
 
 
 class Store:
@@ -31,6 +35,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._checkpoints: list[threading.Thread] = []
+        self._deferring = 0
 
     @property
     def dialect(self) -> str:
@@ -46,8 +51,11 @@ class Store:
         pages does): a thread does it right after. For large writes, such as a scoring
         run's: they are committed, durable and seen by readers as soon as the commit
         returns, as ever; the copying no longer holds the writer up.
+
+        Within ``checkpoints_deferred`` commits copy the log only once it is large.
         """
-        if not checkpoint_later or self.dialect != "sqlite":
+        deferred = self._deferring > 0
+        if not (checkpoint_later or deferred) or self.dialect != "sqlite":
             with self.engine.begin() as connection:
                 yield connection
             return
@@ -55,12 +63,35 @@ class Store:
             raw = connection.connection.driver_connection
             if raw is None:  # pragma: no cover - a pooled connection always has one
                 raise StoreError("no database connection")
-            raw.execute("PRAGMA wal_autocheckpoint=0")
+            threshold = _DEFERRED_CHECKPOINT_PAGES if deferred and not checkpoint_later else 0
+            raw.execute(f"PRAGMA wal_autocheckpoint={threshold}")
             try:
                 with connection.begin():
                     yield connection
             finally:
                 raw.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+        if not deferred:
+            self._checkpoint_on_thread()
+
+    @contextmanager
+    def checkpoints_deferred(self) -> Iterator[None]:
+        """On SQLite, transactions begun here (``begin``) copy the write-ahead log into
+        the database file only past 256 MiB of it, not SQLite's 4 MiB; one checkpoint on a
+        thread copies the rest on leaving.
+
+        For bulk loads, whose every commit would otherwise pass the threshold and copy
+        what it wrote, including the pages of a unique index that the next commit writes
+        again.
+        """
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            if self._deferring == 0 and self.dialect == "sqlite":
+                self._checkpoint_on_thread()
+
+    def _checkpoint_on_thread(self) -> None:
         self._checkpoints = [thread for thread in self._checkpoints if thread.is_alive()]
         thread = threading.Thread(target=self._checkpoint, name="reachmeter-checkpoint")
         self._checkpoints.append(thread)
