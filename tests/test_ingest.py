@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from reachmeter.ingest import ingest_paths
+from reachmeter.records import key_hash
 from reachmeter.settings import Settings
 from reachmeter.store import Store
 from reachmeter.store.schema import Correction, Event, Evidence, Observation, QuarantinedRecord, Run
+from reachmeter.store.writer import ensure_evidence
 from tests.conftest import shared_data
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
@@ -333,3 +336,69 @@ def test_ingested_events_are_matched_to_tracked_outputs(store: Store) -> None:
             (output_id, "doi-literal", "literal"),
             (output_id, "doi-literal", "literal"),
         ]
+
+
+@pytest.mark.parametrize("second_process", [False, True])
+def test_a_key_whose_hash_a_stored_other_key_has_is_quarantined(
+    store: Store, tmp_path: Path, second_process: bool
+) -> None:
+    """Events are kept unique by a 64-bit hash of their key. A new key with the hash of a
+    stored, different key is not stored, and not counted as a duplicate either: it is
+    quarantined with both keys named."""
+    with store.begin() as connection:
+        evidence = ensure_evidence(
+            connection,
+            source_id="test",
+            source_version="1",
+            request_url="https://x.example/forged",
+            payload_sha256="0" * 64,
+            collected_at=dt.datetime(2025, 1, 1, tzinfo=UTC),
+            run_id=None,
+        )
+        connection.execute(
+            insert(Event).values(
+                key_hash=key_hash("beta"),  # as if "not-beta" had the hash of "beta"
+                event_key="not-beta",
+                subj_id="https://x.example/forged",
+                relation_type_id="discusses",
+                obj_id="https://doi.org/10.5555/forged",
+                obj_scheme="doi",
+                obj_value="10.5555/forged",
+                source_id="web",
+                occurred_at=dt.datetime(2025, 1, 1, tzinfo=UTC),
+                collected_at=dt.datetime(2025, 1, 1, tzinfo=UTC),
+                evidence_id=evidence,
+            )
+        )
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {
+                    "id": key,
+                    "subj_id": f"https://x.example/{key}",
+                    "relation_type_id": "discusses",
+                    "obj_id": "https://doi.org/10.5555/forged",
+                    "source_id": "web",
+                    "occurred_at": "2025-02-01T00:00:00Z",
+                }
+            )
+            + b"\n"
+            for key in ("alpha", "beta", "alpha")
+        )
+    )
+    settings = Settings(ingest_parallel_bytes=1 if second_process else 1 << 30)
+    summary = ingest_paths(store, [path], settings=settings)
+    assert (summary.read, summary.stored, summary.duplicates, summary.quarantined) == (3, 1, 1, 1)
+    assert [(q.line, q.reason) for q in summary.problems] == [
+        (
+            2,
+            "event key 'beta' has the same 64-bit hash as stored event 'not-beta'; "
+            "it was not stored",
+        )
+    ]
+    with store.engine.connect() as connection:
+        keys = connection.execute(select(Event.event_key).order_by(Event.id)).scalars().all()
+        quarantined = connection.execute(select(QuarantinedRecord.raw)).scalars().all()
+    assert keys == ["not-beta", "alpha"]
+    assert quarantined == ["beta"]

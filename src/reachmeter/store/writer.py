@@ -338,8 +338,11 @@ class FactWriter:
                     stored = self._rowcount(cursor, len(batch.events))
                     result.events = stored
                     if stored < len(batch.events):
+                        # An ignored row is a duplicate, or quarantined as a collision.
+                        before = len(quarantine)
                         self._check_collisions(connection, batch, quarantine)
-                        result.duplicates += len(batch.events) - stored
+                        collided = len(quarantine) - before
+                        result.duplicates += len(batch.events) - stored - collided
                 if observations:
                     cursor.executemany(self._observation_sql, observations)
                     result.observations = self._rowcount(cursor, len(observations))
