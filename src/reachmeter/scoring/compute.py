@@ -981,16 +981,13 @@ def _searched_windows(
     """``_windowed`` of the rows ``at`` (``keys`` of at most ``bits`` bits in the scores'
     order, whose scores' millionths ``millionths`` gives), from the rows' keys sorted by
     group, day and key, searched."""
-    empty = np.empty(0, np.int64)
     if not len(at):
-        return empty, np.empty(0), empty, empty
+        return _no_windows()
     span = AGE_WINDOW_DAYS
-    first = int(days.min())
-    width = int(days.max()) - first + 2 * span + 1  # windows never reach the next group
+    day, width = _window_days(days)
     spots = groups.astype(np.int64)
     spots *= width
-    spots += days
-    spots -= first - span
+    spots += day
     asked = spots[at]
     packed = _pack(spots, keys, bits, int(spots.max()) + span + 1, copy=False)
     key = packed & ((1 << bits) - 1)
@@ -1012,13 +1009,10 @@ def _aged_windows(
     no whole block covers (the rows sorted by day and key): some seventeen segments for a
     window of 85 days, where ``_count_below``'s day by day way searches 85.
     """
-    empty = np.empty(0, np.int64)
     if not len(at):
-        return empty, np.empty(0), empty, empty
+        return _no_windows()
     span = AGE_WINDOW_DAYS
-    first = int(days.min())
-    width = int(days.max()) - first + 2 * span + 1
-    day = days - (first - span)
+    day, width = _window_days(days)
     rows = np.concatenate(([0], np.cumsum(np.bincount(day, minlength=width))))
     asked = day[at]
     start, stop = asked - span, asked + span + 1  # days start..stop-1
@@ -1225,6 +1219,19 @@ def _venue_totals(scores: FloatArray, codes: NDArray[Any], size: int) -> FloatAr
     return means
 
 
+def _window_days(days: NDArray[Any]) -> tuple[NDArray[Any], int]:
+    """Each row's day counted from ``AGE_WINDOW_DAYS`` before the earliest, and how many
+    such days a group takes: ``group * width + day`` keeps every window within its group."""
+    first = int(days.min())
+    return days - (first - AGE_WINDOW_DAYS), int(days.max()) - first + 2 * AGE_WINDOW_DAYS + 1
+
+
+def _no_windows() -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+    """Counts, means, below and at most for no queries."""
+    empty = np.empty(0, np.int64)
+    return empty, np.empty(0), empty, empty
+
+
 def _windowed(
     groups: IntArray,
     days: IntArray,
@@ -1235,13 +1242,11 @@ def _windowed(
 ) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
     """Count, mean, scores below and at most each query's among the rows of its group
     published within ``AGE_WINDOW_DAYS`` either side."""
-    empty = np.empty(0, np.int64)
     if not len(queries):
-        return empty, np.empty(0), empty, empty
+        return _no_windows()
     span = AGE_WINDOW_DAYS
-    first = int(days.min())
-    width = int(days.max()) - first + 2 * span + 1  # windows never reach the next group
-    keys = groups * width + (days - first + span)
+    day, width = _window_days(days)
+    keys = groups * width + day
     if (int(keys.max()) + 1) * distinct < 2**62:
         order, combined = _order(keys * distinct + ranks)
         keys, ranks = np.divmod(combined, distinct)
