@@ -1,20 +1,17 @@
-"""The ingest's fast paths: Event Data times on the fast path, and batches sent between
-the reading process and the storing one."""
+"""The ingest's fast paths: Event Data times on the fast path, batches joined for a bulk
+load, and a bulk load stored by the worker processes."""
 
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
-import threading
 from pathlib import Path
 
 import orjson
 import pytest
 from sqlalchemy import select
 
-from reachmeter.ingest import _pack, _unpack
+from reachmeter.ingest.batches import together
 from reachmeter.ingest.fast import fast_event_row
-from reachmeter.reading import Later
 from reachmeter.records import map_record
 from reachmeter.settings import Settings
 from reachmeter.store import Store
@@ -102,77 +99,7 @@ def test_fast_path_reads_the_subject_author_as_the_general_path() -> None:
     ]
 
 
-def _batch(rows: list[tuple[object, ...]]) -> PreparedBatch:
-    return PreparedBatch(
-        events=rows,
-        event_origins=[("f.jsonl", 1 + n) for n in range(len(rows))],
-        quarantine=[Quarantine("f.jsonl", 9, "malformed JSON: x", "{")],
-        evidence_id=5,
-        read=4,
-    )
-
-
-def test_sqlite_rows_are_sent_apart_from_the_batch_and_arrive_unchanged() -> None:
-    rows: list[tuple[object, ...]] = [
-        (
-            -12,
-            "k1",
-            "s",
-            "discusses",
-            "https://doi.org/10.1/x",
-            "doi",
-            "10.1/x",
-            "web",
-            "2024-03-05 06:07:08.000000",
-            "2024-03-05 06:07:08.000000",
-            None,
-            '{"a":1}',
-            5,
-            None,
-            "lic",
-        ),
-        (
-            2**62,
-            "k2",
-            "s\u00e9",
-            "cites",
-            "o",
-            "doi",
-            "v",
-            "web",
-            "t",
-            "t",
-            "me",
-            None,
-            5,
-            "https://e.example/1",
-            None,
-        ),
-    ]
-    packed = _pack(_batch(list(rows)))
-    assert isinstance(packed, tuple)
-    rows_bytes, rest = packed
-    assert isinstance(rows_bytes, bytes)
-    assert (rest.events, rest.event_origins) == ([], [])
-    arrived = _unpack(packed)
-    assert arrived.events == rows
-    assert arrived.event_origins == [("f.jsonl", 1), ("f.jsonl", 2)]
-    assert (arrived.read, arrived.evidence_id, len(arrived.quarantine)) == (4, 5, 1)
-
-
-def test_rows_with_datetimes_are_sent_with_the_batch() -> None:
-    when = dt.datetime(2024, 3, 5, 6, 7, 8, tzinfo=dt.UTC)
-    rows: list[tuple[object, ...]] = [
-        (1, "k1", "s", "r", "o", "doi", "v", "web", when, when, None, None, 5, None, None)
-    ]
-    packed = _pack(_batch(list(rows)))
-    assert isinstance(packed, PreparedBatch)
-    assert _unpack(packed).events == rows
-
-
 def test_batches_of_a_bulk_load_are_stored_together() -> None:
-    from reachmeter.ingest import _together
-
     def batch(first: int, events: int, read: int) -> PreparedBatch:
         return PreparedBatch(
             events=[(n,) for n in range(first, first + events)],
@@ -182,14 +109,14 @@ def test_batches_of_a_bulk_load_are_stored_together() -> None:
             read=read,
         )
 
-    joined = list(_together([batch(0, 2, 3), batch(2, 2, 2), batch(4, 1, 1), batch(5, 0, 4)], 4))
+    joined = list(together([batch(0, 2, 3), batch(2, 2, 2), batch(4, 1, 1), batch(5, 0, 4)], 4))
     assert [[row[0] for row in b.events] for b in joined] == [[0, 1, 2, 3], [4]]
     assert [[line for _, line in b.event_origins] for b in joined] == [[0, 1, 2, 3], [4]]
     assert [[q.line for q in b.quarantine] for b in joined] == [[0, 2], [4, 5]]
     assert [b.read for b in joined] == [5, 5]
 
 
-def test_a_bulk_load_read_in_a_second_process_stores_as_any_other(
+def test_a_bulk_load_stored_by_the_workers_stores_as_any_other(
     sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import reachmeter.ingest as ingest
@@ -263,57 +190,3 @@ def test_fast_path_trims_shared_names_as_the_general_path() -> None:
         ("discusses", "web", "https://l.example/cc0"),
         ("discusses", "web", None),
     ]
-
-
-def test_batches_prepared_before_the_evidence_id_arrives_are_held_and_given_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The reading process starts while the storing one hashes the file for its evidence
-    record: it holds what it prepares meanwhile (three batches at most here), then gives
-    each held event and correction the id, and sends all in the file's order."""
-    import reachmeter.ingest as ingest
-
-    monkeypatch.setattr(ingest, "_MAX_HELD_BATCHES", 3)
-    held: list[int] = []
-    give = ingest._with_evidence
-
-    def spy(batch: PreparedBatch, evidence_id: int) -> PreparedBatch:
-        held.append(batch.evidence_id)
-        return give(batch, evidence_id)
-
-    monkeypatch.setattr(ingest, "_with_evidence", spy)
-    records = [
-        {
-            "id": f"e-{n}",
-            "subj_id": f"https://x.example/{n}",
-            "relation_type_id": "discusses",
-            "obj_id": "https://doi.org/10.5555/held",
-            "source_id": "web",
-            "occurred_at": "2024-03-05T06:07:08Z",
-        }
-        for n in range(9)
-    ]
-    records[2] |= {"updated": "deleted", "updated_date": "2024-04-01T00:00:00Z"}
-    path = tmp_path / "held.jsonl"
-    path.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
-    arguments = {
-        "path": path,
-        "file_format": "jsonl",
-        "sqlite": True,
-        "collected_at": COLLECTED,
-        "batch_size": 2,
-        "max_line_bytes": 1_000_000,
-    }
-    ours, theirs = multiprocessing.Pipe()
-    sender = threading.Timer(0.5, ours.send, (42,))
-    sender.start()
-    try:
-        batches = [_unpack(message) for message in ingest._packed_batches(Later(theirs), arguments)]
-    finally:
-        sender.join()
-    assert held == [0, 0, 0]
-    assert [batch.evidence_id for batch in batches] == [42] * 5
-    assert [row[12] for batch in batches for row in batch.events] == [42] * 9
-    assert [row[1] for batch in batches for row in batch.events] == [f"e-{n}" for n in range(9)]
-    corrections = [row for batch in batches for row in batch.corrections]
-    assert [(row[1], row[2], row[6]) for row in corrections] == [("e-2", "deleted", 42)]

@@ -4,6 +4,7 @@ here, and the importing process receiving ahead of need so that the reader is no
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reachmeter.reading import Later, items_from_process, process_context
+from reachmeter.reading import Later, Processes, items_from_process, process_context
 
 BIG = 256 * 1024  # larger than a pipe's buffer: each item is sent only as it is received
 
@@ -58,30 +59,75 @@ def test_the_process_is_forked_only_while_this_thread_is_alone() -> None:
     assert process_context().get_start_method() == alone
 
 
-def _started_early(later: Later[int], marks: str) -> Iterator[int]:
-    Path(marks).write_text("started")
+def _started_early(later: Later[int], marks: str, index: int) -> Iterator[int]:
+    Path(f"{marks}.{index}").write_text("started")
     value = later.get()
-    yield from range(value, value + 3)
+    yield from range(value + 10 * index, value + 10 * index + 3)
 
 
-@pytest.mark.parametrize("ahead", [0, 3])
-def test_with_later_the_process_works_before_the_first_value_is_ready(
-    tmp_path: Path, ahead: int
-) -> None:
-    """``first()`` here returns only once the process has started its work, which it can
-    do only if it need not wait for the value first."""
-    marks = tmp_path / "marks.txt"
+def test_processes_work_before_the_first_value_is_ready(tmp_path: Path) -> None:
+    """``first()`` here returns only once both processes have started their work, which
+    they can do only if they need not wait for the value first."""
+    marks = tmp_path / "marks"
 
     def first() -> int:
         deadline = time.monotonic() + 20
-        while not marks.exists():
+        while not all(Path(f"{marks}.{index}").exists() for index in (0, 1)):
             if time.monotonic() > deadline:
-                raise AssertionError("the process waited for the first value")
+                raise AssertionError("a process waited for the first value")
             time.sleep(0.02)
         return 7
 
-    items = items_from_process(_started_early, (str(marks),), first, ahead=ahead, later=True)
-    assert list(items) == [7, 8, 9]
+    items = list(Processes(_started_early, [(str(marks), 0), (str(marks), 1)], first))
+    assert sorted(items) == [(0, 7), (0, 8), (0, 9), (1, 17), (1, 18), (1, 19)]
+    assert [value for index, value in items if index == 1] == [17, 18, 19]
+
+
+def _taking_turns(later: Later[int], turns: int) -> Iterator[object]:
+    yield "ready"
+    for _ in range(turns):
+        yield later.receive() * later.get()
+
+
+def test_processes_answer_what_is_sent_to_them() -> None:
+    """Each process answers the numbers sent to it, times the first value; sent to each
+    in turn, the answers come back in turn."""
+    group = Processes(_taking_turns, [(2,), (2,)], lambda: 10)
+    answers: list[tuple[int, object]] = []
+    ready = sent = 0
+    for index, item in group:
+        if item == "ready":
+            ready += 1
+            if ready < 2:
+                continue
+        else:
+            answers.append((index, item))
+        if sent < 4:
+            sent += 1
+            group.send((sent - 1) % 2, sent)
+    assert answers == [(0, 10), (1, 20), (0, 30), (1, 40)]
+
+
+def _waiting_forever(later: Later[int], pid_file: str, fail: bool) -> Iterator[int]:
+    Path(pid_file).write_text(str(os.getpid()))
+    if fail:
+        time.sleep(0.2)
+        raise ValueError("block 3: bad")
+    yield later.receive()
+
+
+def test_an_error_in_one_process_is_raised_here_and_the_others_are_stopped(
+    tmp_path: Path,
+) -> None:
+    pids = [tmp_path / "0.pid", tmp_path / "1.pid"]
+    group = Processes(_waiting_forever, [(str(pids[0]), True), (str(pids[1]), False)], lambda: 1)
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="block 3: bad"):
+        list(group)
+    assert time.monotonic() - started < 10
+    waiting = int(pids[1].read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(waiting, 0)
 
 
 @pytest.mark.parametrize("ahead", [0, 3])

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, insert, select
 
+import reachmeter.store as store_module
 from reachmeter.store import Store, open_store
 from reachmeter.store.engine import database_url
 from reachmeter.store.schema import Base, Event, Meta, Run
@@ -122,6 +124,49 @@ def test_checkpoints_wait_for_the_end_of_a_deferred_block(
         store.close()
 
 
+def test_dropped_indexes_are_built_on_threads_and_the_connection_set_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The secondary indexes are sorted on worker threads in small runs; the connection
+    that built them gets its usual page cache back, with no sort threads."""
+    from reachmeter.store import create_deferrable_indexes
+    from reachmeter.store.engine import SQLITE_CACHE_KIB
+
+    store = open_store(tmp_path / "i.db")
+    seen: list[tuple[int, int]] = []
+    real = store_module.DEFERRABLE_INDEXES[0].create
+
+    def create(connection: Any, checkfirst: bool = False) -> None:
+        seen.append(
+            (
+                connection.exec_driver_sql("PRAGMA threads").scalar(),
+                connection.exec_driver_sql("PRAGMA cache_size").scalar(),
+            )
+        )
+        real(connection, checkfirst=checkfirst)
+
+    try:
+        with store.begin() as connection:
+            for index in store_module.DEFERRABLE_INDEXES:
+                index.drop(connection)
+        monkeypatch.setattr(store_module.DEFERRABLE_INDEXES[0], "create", create)
+        with store.begin() as connection:
+            create_deferrable_indexes(connection)
+            assert connection.exec_driver_sql("PRAGMA threads").scalar() == 0
+            cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+            assert cache == -SQLITE_CACHE_KIB
+            names = {
+                row[0]
+                for row in connection.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+                )
+            }
+        assert seen == [(4, -8192)]
+        assert {"ix_events_obj", "ix_events_source_occurred"} <= names
+    finally:
+        store.close()
+
+
 def _write_events(path: Path, count: int) -> None:
     with path.open("wb") as handle:
         for number in range(count):
@@ -140,13 +185,34 @@ def _write_events(path: Path, count: int) -> None:
             )
 
 
-def test_killed_ingest_then_rerun_stores_every_event_once(tmp_path: Path) -> None:
+def _running_on(db: Path) -> list[int]:
+    """The processes whose command line names the store (the CLI and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:  # it has just ended
+                continue
+            if str(db).encode() in command:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("workers", [False, True])
+def test_killed_ingest_then_rerun_stores_every_event_once(tmp_path: Path, workers: bool) -> None:
+    """Killed mid-way, in one process or with its two workers, an ingest run again stores
+    every event exactly once; the workers of the killed one stop by themselves."""
     events = tmp_path / "events.jsonl"
     total = 300_000
     _write_events(events, total)
     db = tmp_path / "kill.db"
     open_store(db).close()
-    env = {**os.environ, "REACHMETER_INGEST_BATCH_SIZE": "2000"}
+    env = {
+        **os.environ,
+        "REACHMETER_INGEST_BATCH_SIZE": "2000",
+        "REACHMETER_INGEST_PARALLEL_BYTES": "1" if workers else str(1 << 40),
+    }
     command = [sys.executable, "-m", "reachmeter", "ingest", "--db", str(db), str(events)]
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = open_store(db)
@@ -161,6 +227,11 @@ def test_killed_ingest_then_rerun_stores_every_event_once(tmp_path: Path) -> Non
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert 0 < stored < total, "the ingest must be killed part-way"
+    if sys.platform == "linux":
+        deadline = time.monotonic() + 30
+        while _running_on(db) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _running_on(db) == []
     rerun = subprocess.run(command, env=env, capture_output=True, check=False)
     assert rerun.returncode == 0, rerun.stderr
     with store.engine.connect() as connection:

@@ -1,7 +1,9 @@
-"""A producer run in a second process, what it yields streamed back to this one.
+"""Producers run in other processes, what they yield streamed back to this one.
 
-Large imports read and prepare a file in that process while this one stores what it has
-sent, so the two use both cores (two threads would take turns on the interpreter lock).
+Large imports read and prepare a file in a second process while this one stores what it
+has sent (``items_from_process``), or have several processes read and store parts of it
+while this one coordinates them (``Processes``), so that the work uses every core (threads
+would take turns on the interpreter lock).
 
 On Linux, when this process runs no other thread, the second process is forked: it starts
 at once with every module already imported. Otherwise it is spawned, and imports what it
@@ -17,11 +19,11 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkContext, SpawnContext
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-__all__ = ["Later", "ReadingProcessError", "items_from_process"]
+__all__ = ["Later", "Processes", "ReadingProcessError", "items_from_process"]
 
 _ITEM, _END, _ERROR = 0, 1, 2
 _T = TypeVar("_T")
@@ -35,7 +37,8 @@ class ReadingProcessError(RuntimeError):
 
 class Later(Generic[_T]):
     """In the reading process, the value that ``first()`` gives in the importing process,
-    which arrives while the reading process already works."""
+    which arrives while the reading process already works; then, with ``receive``, what
+    the importing process sends it (``Processes.send``)."""
 
     def __init__(self, channel: Connection) -> None:
         self._channel = channel
@@ -53,12 +56,29 @@ class Later(Generic[_T]):
             self._value = self._channel.recv()
         return self._value
 
+    def receive(self) -> Any:
+        """The next message sent after the value, waiting for it. Raises ``EOFError`` once
+        the importing process has gone (so an orphan stops)."""
+        self.get()
+        return self._channel.recv()
+
 
 def _run(
-    channel: Connection, produce: Callable[..., Iterator[Any]], args: tuple[Any, ...], later: bool
+    channel: Connection,
+    produce: Callable[..., Iterator[Any]],
+    args: tuple[Any, ...],
+    later: bool,
+    inherited: list[Connection],
 ) -> None:
     """Reading process: send what ``produce`` yields, given the first value (or, with
-    ``later``, a ``Later`` that gives it)."""
+    ``later``, a ``Later`` that gives it).
+
+    ``inherited`` are the importing process's ends of the pipes, which a forked process
+    holds copies of: closed at once, so that once the importing process has gone, its
+    end is closed everywhere and this process's reads and writes fail, and it stops.
+    """
+    for end in inherited:
+        end.close()
     gc.disable()  # imports make many short-lived acyclic objects; no cycles worth collecting
     try:
         first: Any
@@ -94,7 +114,6 @@ def items_from_process(
     first: Callable[[], Any],
     *,
     ahead: int = 0,
-    later: bool = False,
 ) -> Iterator[Any]:
     """What ``produce(first(), *args)`` yields, run in a second process, in order.
 
@@ -103,14 +122,11 @@ def items_from_process(
     here, the same one when it can be pickled; a process that dies, or is killed, raises
     ``ReadingProcessError``. Closing the iterator early stops the process.
 
-    With ``later``, ``produce`` is given a ``Later`` instead of the value, so that it can
-    start work before ``first()`` returns here. Nothing is received here until then.
-
     With ``ahead``, a thread here receives up to that many items before they are asked
     for, so the reading process goes on while this one works on what it has (without it,
     the process waits, its next item unsent, until this one asks for it).
     """
-    items = _received(produce, args, first, later)
+    items = _received(produce, args, first)
     return _read_ahead(items, ahead) if ahead > 0 else items
 
 
@@ -131,11 +147,13 @@ def _received(
     produce: Callable[..., Iterator[Any]],
     args: tuple[Any, ...],
     first: Callable[[], Any],
-    later: bool,
 ) -> Generator[Any, None, None]:
     context = process_context()
     ours, theirs = context.Pipe()
-    child = context.Process(target=_run, args=(theirs, produce, args, later), daemon=True)
+    inherited = [ours] if isinstance(context, ForkContext) else []
+    child = context.Process(
+        target=_run, args=(theirs, produce, args, False, inherited), daemon=True
+    )
     child.start()
     theirs.close()
     try:
@@ -159,6 +177,77 @@ def _received(
         if child.is_alive():
             child.kill()
             child.join()
+
+
+class Processes:
+    """Several processes, each running ``produce(later, *arguments[i])``, where ``later``
+    is a ``Later`` giving what ``first()`` returns here; what they yield comes back merged,
+    as ``(i, item)`` pairs in the order received, and ``send`` answers one of them.
+
+    ``first()`` runs here once, while the processes start, and its value goes to each.
+    An exception raised in one is raised here (the same one when it can be pickled); one
+    that dies raises ``ReadingProcessError``. Leaving early (an error, or closing the
+    iteration) kills those still running: what they had not committed is rolled back.
+    """
+
+    def __init__(
+        self,
+        produce: Callable[..., Iterator[Any]],
+        arguments: list[tuple[Any, ...]],
+        first: Callable[[], Any],
+    ) -> None:
+        self._produce = produce
+        self._arguments = arguments
+        self._first = first
+        self._channels: list[Connection] = []
+
+    def send(self, index: int, message: Any) -> None:
+        """Send a message to process ``index`` (its ``Later.receive`` gets it)."""
+        self._channels[index].send(message)
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        context = process_context()
+        children = []
+        forked = isinstance(context, ForkContext)
+        for arguments in self._arguments:
+            ours, theirs = context.Pipe()
+            inherited = [*self._channels, ours] if forked else []
+            child = context.Process(
+                target=_run, args=(theirs, self._produce, arguments, True, inherited), daemon=True
+            )
+            child.start()
+            theirs.close()
+            self._channels.append(ours)
+            children.append(child)
+        finished = False
+        try:
+            value = self._first()
+            for channel in self._channels:
+                channel.send(value)
+            running = {channel: index for index, channel in enumerate(self._channels)}
+            while running:
+                for ready in wait(list(running)):
+                    channel = cast(Connection, ready)
+                    try:
+                        kind, item = channel.recv()
+                    except (EOFError, ConnectionError):
+                        raise ReadingProcessError(
+                            "a reading process ended without finishing"
+                        ) from None
+                    if kind == _ITEM:
+                        yield running[channel], item
+                    elif kind == _END:
+                        del running[channel]
+                    else:
+                        raise item
+            finished = True
+        finally:
+            for channel in self._channels:
+                channel.close()
+            for child in children:
+                if not finished:
+                    child.kill()
+                child.join()
 
 
 def _read_ahead(items: Generator[Any, None, None], ahead: int) -> Iterator[Any]:

