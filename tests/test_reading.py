@@ -1,5 +1,5 @@
-"""Reading in a second process (``reachmeter.reading``): items in order, errors raised
-here, and the importing process receiving ahead of need so that the reader is not held up."""
+"""Producers in other processes (``reachmeter.reading``): items in order, errors raised
+here, fork or spawn, several processes answering what is sent to them, and early stops."""
 
 from __future__ import annotations
 
@@ -36,9 +36,8 @@ def _marked(first: str, count: int) -> Iterator[bytes]:
         yield bytes(BIG)
 
 
-@pytest.mark.parametrize("ahead", [0, 3])
-def test_items_arrive_in_order(ahead: int) -> None:
-    items = items_from_process(_numbers, (500,), lambda: 7, ahead=ahead)
+def test_items_arrive_in_order() -> None:
+    items = items_from_process(_numbers, (500,), lambda: 7)
     assert list(items) == list(range(7, 507))
 
 
@@ -52,7 +51,7 @@ def test_the_process_is_forked_only_while_this_thread_is_alone() -> None:
     other.start()
     try:
         assert process_context().get_start_method() == "spawn"
-        assert list(items_from_process(_numbers, (3,), lambda: 7, ahead=2)) == [7, 8, 9]
+        assert list(items_from_process(_numbers, (3,), lambda: 7)) == [7, 8, 9]
     finally:
         release.set()
         other.join()
@@ -130,9 +129,8 @@ def test_an_error_in_one_process_is_raised_here_and_the_others_are_stopped(
         os.kill(waiting, 0)
 
 
-@pytest.mark.parametrize("ahead", [0, 3])
-def test_an_error_in_the_reading_process_is_raised_here(ahead: int) -> None:
-    items = items_from_process(_failing, (), lambda: 1, ahead=ahead)
+def test_an_error_in_the_reading_process_is_raised_here() -> None:
+    items = items_from_process(_failing, (), lambda: 1)
     assert next(items) == 1
     with pytest.raises(ValueError, match="line 2: not a number"):
         next(items)
@@ -142,38 +140,9 @@ def _sent(marks: Path) -> int:
     return len(marks.read_text().split()) if marks.exists() else 0
 
 
-def _wait_for(marks: Path, count: int, seconds: float) -> int:
-    deadline = time.monotonic() + seconds
-    while _sent(marks) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return _sent(marks)
-
-
-def test_items_are_received_ahead_of_need(tmp_path: Path) -> None:
-    """While this process works on the first item, a thread here receives four more
-    (three wait in its queue, one in its hand) and the reader starts sending the sixth;
-    without reading ahead, the reader waits at the second until this process asks for it."""
-    ahead = tmp_path / "ahead.txt"
-    items = items_from_process(_marked, (10,), lambda: str(ahead), ahead=3)
-    assert len(next(items)) == BIG
-    assert _wait_for(ahead, 6, seconds=20) == 6
-    time.sleep(0.3)
-    assert _sent(ahead) == 6  # and no further
-    assert sum(1 for _ in items) == 9
-    assert _sent(ahead) == 10
-
-    waiting = tmp_path / "waiting.txt"
-    items = items_from_process(_marked, (10,), lambda: str(waiting), ahead=0)
-    assert len(next(items)) == BIG
-    assert _wait_for(waiting, 2, seconds=20) == 2
-    time.sleep(0.3)
-    assert _sent(waiting) == 2
-    items.close()
-
-
 def test_closing_early_stops_the_reading_process(tmp_path: Path) -> None:
     marks = tmp_path / "marks.txt"
-    items = items_from_process(_marked, (1000,), lambda: str(marks), ahead=2)
+    items = items_from_process(_marked, (1000,), lambda: str(marks))
     next(items)
     items.close()
     stopped = _sent(marks)
@@ -191,11 +160,10 @@ def _boxes(first: int, count: int) -> Iterator[_Box]:
         yield _Box(number)
 
 
-@pytest.mark.parametrize("ahead", [0, 2])
-def test_an_item_handed_over_is_not_kept_here(ahead: int) -> None:
-    """The consumer may grow what it was given (a bulk load joins batches into the first):
-    once it lets go, nothing here holds on to it."""
-    items = items_from_process(_boxes, (5,), lambda: 0, ahead=ahead)
+def test_an_item_handed_over_is_not_kept_here() -> None:
+    """The consumer may grow what it was given: once it lets go, nothing here holds on
+    to it."""
+    items = items_from_process(_boxes, (5,), lambda: 0)
     first = next(items)
     assert first.number == 0
     given = weakref.ref(first)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing
-import queue
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -112,8 +111,6 @@ def items_from_process(
     produce: Callable[..., Iterator[Any]],
     args: tuple[Any, ...],
     first: Callable[[], Any],
-    *,
-    ahead: int = 0,
 ) -> Iterator[Any]:
     """What ``produce(first(), *args)`` yields, run in a second process, in order.
 
@@ -122,12 +119,8 @@ def items_from_process(
     here, the same one when it can be pickled; a process that dies, or is killed, raises
     ``ReadingProcessError``. Closing the iterator early stops the process.
 
-    With ``ahead``, a thread here receives up to that many items before they are asked
-    for, so the reading process goes on while this one works on what it has (without it,
-    the process waits, its next item unsent, until this one asks for it).
     """
-    items = _received(produce, args, first)
-    return _read_ahead(items, ahead) if ahead > 0 else items
+    return _received(produce, args, first)
 
 
 def process_context() -> ForkContext | SpawnContext:
@@ -248,56 +241,3 @@ class Processes:
                 if not finished:
                     child.kill()
                 child.join()
-
-
-def _read_ahead(items: Generator[Any, None, None], ahead: int) -> Iterator[Any]:
-    """``items`` in order, taken from them by a thread up to ``ahead`` items in advance.
-
-    The first item is taken in the caller's thread, so the process starts from there
-    (``process_context``), before the thread does.
-    """
-    try:
-        head = next(items)
-    except StopIteration:
-        return
-    except BaseException:
-        items.close()
-        raise
-    waiting: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=ahead)
-    stop = threading.Event()
-
-    def put(message: tuple[int, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put(message, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def pump() -> None:
-        try:
-            for item in items:
-                if not put((_ITEM, item)):
-                    return
-            put((_END, None))
-        except BaseException as exc:  # raised by the consumer, in its own thread
-            put((_ERROR, exc))
-        finally:
-            items.close()  # stops the reading process if it has not finished
-
-    thread = threading.Thread(target=pump, name="read-ahead", daemon=True)
-    thread.start()
-    try:
-        yield head
-        del head  # the consumer may keep growing it (joined batches): not held here
-        while True:
-            kind, item = waiting.get()
-            if kind == _END:
-                return
-            if kind == _ERROR:
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()

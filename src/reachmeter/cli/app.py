@@ -53,7 +53,7 @@ def progress_bar(counter: str, *, auto_refresh: bool = True) -> Progress:
 
     ``counter`` is a Rich format for the count column, e.g. ``"{task.completed:,} records"``.
     Without ``auto_refresh`` it runs no thread of its own and is redrawn as it is updated
-    (so a reading process can be forked: ``reachmeter.reading``).
+    (so that other processes can be forked: ``reachmeter.reading``).
     """
     return Progress(
         SpinnerColumn(),

@@ -36,7 +36,7 @@ def ingest(
         )
         raise typer.Exit(2)
     store = open_cli_store(db)
-    # Redrawn at each batch, with no thread: a large file's reading process is forked.
+    # Redrawn at each batch, with no thread: a large file's worker processes are forked.
     with progress_bar("{task.completed:,} records", auto_refresh=False) as bar:
         task = bar.add_task("ingesting", total=None)
         summary = ingest_paths(
